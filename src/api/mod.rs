@@ -1,0 +1,1 @@
+//! The Kazoo-compatible REST API (axum).

@@ -1,0 +1,5 @@
+//! The callflow document: model, validation and the routing index.
+
+pub mod errors;
+pub mod model;
+pub mod routing;

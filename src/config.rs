@@ -1,0 +1,1 @@
+//! Settings: defaults < TOML file < `CALLFLOWD_*` env < flags.

@@ -1,0 +1,56 @@
+//! Accepts FreeSWITCH's outbound `socket` connections: one task per call.
+//!
+//! Peers outside the allow-list are closed before a byte is read. Each accepted connection gets
+//! TCP_NODELAY (a command is one write; Nagle + delayed ACK would add ~40 ms per command and cost
+//! FreeSWITCH CPU) and its own task; one call's socket error ends that call only.
+
+use crate::engine::EngineContext;
+use crate::engine::session::{SessionOptions, run_session};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Binds the listener socket (separate from `serve` so tests can bind port 0 first).
+pub async fn bind(ctx: &EngineContext) -> std::io::Result<TcpListener> {
+    TcpListener::bind(ctx.config.listen).await
+}
+
+/// Accepts connections until `shutdown` flips to true, then waits for calls in flight.
+pub async fn serve(listener: TcpListener, ctx: Arc<EngineContext>, mut shutdown: watch::Receiver<bool>) {
+    let mut calls = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        // EMFILE and friends: back off briefly instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if !ctx.config.allowed_peers.iter().any(|net| net.contains(peer.ip())) {
+                    ctx.stats.peers_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, "ESL peer not in the allow-list; closing");
+                    drop(stream);
+                    continue;
+                }
+                let ctx = ctx.clone();
+                calls.spawn(async move {
+                    run_session(stream, ctx, SessionOptions::default()).await;
+                });
+            }
+            Some(_) = calls.join_next(), if !calls.is_empty() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    tracing::info!(in_flight = calls.len(), "ESL listener stopped accepting; waiting for calls in flight");
+    while calls.join_next().await.is_some() {}
+}

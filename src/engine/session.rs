@@ -1,0 +1,254 @@
+//! One outbound ESL connection from FreeSWITCH's `socket` app, from `connect` to close.
+//!
+//! Set-up: `connect` (keeps the channel data), `myevents` (this channel's events only), a finite
+//! `linger` (so CHANNEL_HANGUP_COMPLETE still reaches us after a hangup) and `resume` (if we crash
+//! or give up, the call goes back to the dialplan's next action: the operator's fallback).
+//! Then: pick the account, route the dialled number, run the flow, and finish the channel the
+//! way the flow ended. The socket is closed after CHANNEL_HANGUP_COMPLETE.
+
+use crate::callflow::model::Node;
+use crate::callflow::routing::RouteMatch;
+use crate::engine::EngineContext;
+use crate::engine::call::{Call, CallEnded, Timeline, TimelineEntry};
+use crate::engine::executor::{FlowEnd, run_flow};
+use freeswitch_esl_tokio::{EslClient, EslConnectOptions, EventFormat};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::net::TcpStream;
+use tracing::Instrument;
+
+/// Hangup cause for a number nobody routes (Kazoo and FreeSWITCH use the same).
+pub const UNALLOCATED: &str = "UNALLOCATED_NUMBER";
+
+/// How a session ended, for tests, `simulate` and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEnd {
+    /// The set-up commands failed (socket closed, no connect reply).
+    SetupFailed(String),
+    /// No account or no callflow: hung up with UNALLOCATED_NUMBER.
+    Rejected(String),
+    /// The flow ran and finished this way.
+    Flow(FlowEnd),
+}
+
+/// Everything a finished session reports.
+#[derive(Debug)]
+pub struct SessionReport {
+    /// How it ended.
+    pub end: SessionEnd,
+    /// The channel UUID, when known.
+    pub uuid: String,
+    /// The recorded timeline (only when asked for).
+    pub timeline: Timeline,
+}
+
+/// Options of one session (simulate records a timeline).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionOptions {
+    /// Record a timeline of modules, commands, results and branches.
+    pub record_timeline: bool,
+}
+
+/// Drives one accepted connection to the end. Never panics on what the peer sends.
+pub async fn run_session(stream: TcpStream, ctx: Arc<EngineContext>, options: SessionOptions) -> SessionReport {
+    ctx.stats.active_calls.fetch_add(1, Ordering::Relaxed);
+    ctx.stats.calls_started.fetch_add(1, Ordering::Relaxed);
+    metrics::gauge!("callflowd_active_calls").increment(1.0);
+    metrics::counter!("callflowd_calls_total").increment(1);
+    let report = session(stream, ctx.clone(), options).await;
+    ctx.stats.active_calls.fetch_sub(1, Ordering::Relaxed);
+    ctx.stats.calls_finished.fetch_add(1, Ordering::Relaxed);
+    metrics::gauge!("callflowd_active_calls").decrement(1.0);
+    let outcome = match &report.end {
+        SessionEnd::SetupFailed(_) => "setup_failed",
+        SessionEnd::Rejected(_) => "rejected",
+        SessionEnd::Flow(FlowEnd::Hangup(_)) => "completed",
+        SessionEnd::Flow(FlowEnd::Released) => "released",
+        SessionEnd::Flow(FlowEnd::Ended(CallEnded::HungUp(_))) => "caller_hangup",
+        SessionEnd::Flow(FlowEnd::Ended(_)) => "aborted",
+    };
+    metrics::counter!("callflowd_calls_finished_total", "outcome" => outcome).increment(1);
+    report
+}
+
+async fn session(stream: TcpStream, ctx: Arc<EngineContext>, options: SessionOptions) -> SessionReport {
+    let _ = stream.set_nodelay(true);
+    let esl_options = EslConnectOptions::new().with_event_queue_size(4096);
+    let (client, events) = EslClient::accept_outbound_stream_with_options(stream, esl_options);
+    client.set_command_timeout(ctx.config.setup_timeout);
+
+    let channel = match setup(&client, &ctx).await {
+        Ok(channel) => channel,
+        Err(why) => {
+            tracing::warn!(error = %why, "outbound session set-up failed; closing");
+            let _ = client.disconnect().await;
+            return SessionReport {
+                end: SessionEnd::SetupFailed(why),
+                uuid: String::new(),
+                timeline: Vec::new(),
+            };
+        }
+    };
+    client.set_command_timeout(ctx.config.command_timeout);
+
+    let mut call = Call::new(client, events, channel, ctx.clone());
+    if options.record_timeline {
+        call.record_timeline();
+    }
+    let span = tracing::info_span!(
+        "call",
+        uuid = %call.uuid,
+        account = tracing::field::Empty,
+        callflow = tracing::field::Empty,
+        number = call.destination_number().unwrap_or_default(),
+    );
+    let end = drive(&mut call).instrument(span).await;
+    let uuid = call.uuid.clone();
+    finish(&mut call, &end).await;
+    SessionReport {
+        end,
+        uuid,
+        timeline: call.take_timeline(),
+    }
+}
+
+async fn setup(client: &EslClient, ctx: &EngineContext) -> Result<freeswitch_esl_tokio::EslResponse, String> {
+    let channel = client.connect_session().await.map_err(|e| format!("connect: {e}"))?;
+    client
+        .myevents(EventFormat::Plain)
+        .await
+        .map_err(|e| format!("myevents: {e}"))?;
+    client
+        .linger(Some(ctx.config.linger))
+        .await
+        .map_err(|e| format!("linger: {e}"))?;
+    client.resume().await.map_err(|e| format!("resume: {e}"))?;
+    Ok(channel)
+}
+
+/// Picks the account and the callflow, then runs it.
+async fn drive(call: &mut Call) -> SessionEnd {
+    let Some(account_id) = resolve_account(call) else {
+        tracing::warn!(
+            domain = call.var("domain_name").unwrap_or_default(),
+            "no account for this call (no account_id, no realm match, no default); rejecting"
+        );
+        call.note(TimelineEntry::Note {
+            text: "no account: UNALLOCATED_NUMBER".into(),
+        });
+        let _ = call.hangup(UNALLOCATED).await;
+        return SessionEnd::Rejected("no account".into());
+    };
+    tracing::Span::current().record("account", account_id.as_str());
+    call.account_id = account_id.clone();
+
+    let number = call.destination_number().unwrap_or_default().to_string();
+    let Some(route) = call.ctx.store.routing().lookup(&account_id, &number) else {
+        tracing::info!(%number, "no callflow for the dialled number; UNALLOCATED_NUMBER");
+        call.note(TimelineEntry::Note {
+            text: format!("no callflow for {number}: UNALLOCATED_NUMBER"),
+        });
+        let _ = call.hangup(UNALLOCATED).await;
+        return SessionEnd::Rejected(format!("no callflow for {number}"));
+    };
+    let flow = match load_flow(call, &account_id, &route) {
+        Ok(flow) => flow,
+        Err(why) => {
+            tracing::error!(callflow = %route.callflow_id, error = %why, "callflow cannot be loaded; UNALLOCATED_NUMBER");
+            let _ = call.hangup(UNALLOCATED).await;
+            return SessionEnd::Rejected(why);
+        }
+    };
+    tracing::Span::current().record("callflow", &*route.callflow_id);
+    call.callflow_id = route.callflow_id.to_string();
+    expose_route(call, &route);
+    call.note(TimelineEntry::Note {
+        text: format!("routed {number} to callflow {} ({:?})", route.callflow_id, route.kind),
+    });
+    SessionEnd::Flow(run_flow(call, flow).await)
+}
+
+fn load_flow(call: &Call, account_id: &str, route: &RouteMatch) -> Result<Node, String> {
+    let doc = call
+        .ctx
+        .store
+        .document(account_id, "callflows", &route.callflow_id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("callflow {} vanished", route.callflow_id))?;
+    let flow = doc.get("flow").cloned().unwrap_or(Value::Object(Default::default()));
+    Node::from_value(&flow).map_err(|e| e.to_string())
+}
+
+/// Puts Kazoo's route context (`cf_capture_group`, named captures) where modules read it.
+fn expose_route(call: &mut Call, route: &RouteMatch) {
+    if let Some(capture) = &route.capture_group {
+        call.kvs.insert("capture_group".into(), Value::String(capture.clone()));
+    }
+    if !route.named_captures.is_empty() {
+        let named = route
+            .named_captures
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        call.kvs.insert("capture_groups".into(), Value::Object(named));
+    }
+    call.kvs.insert("callflow_id".into(), Value::String(route.callflow_id.to_string()));
+}
+
+/// `variable_account_id`, else the realm of `variable_domain_name` / `variable_sip_req_host`,
+/// else the configured default account.
+fn resolve_account(call: &Call) -> Option<String> {
+    let store = &call.ctx.store;
+    if let Some(id) = call.var("account_id").filter(|s| !s.is_empty()) {
+        match store.account(id) {
+            Ok(Some(account)) => return Some(account.id),
+            Ok(None) => tracing::warn!(account_id = id, "channel names an unknown account_id"),
+            Err(error) => tracing::error!(%error, "account lookup failed"),
+        }
+    }
+    for var in ["domain_name", "sip_req_host"] {
+        if let Some(realm) = call.var(var).filter(|s| !s.is_empty()) {
+            match store.account_by_realm(realm) {
+                Ok(Some(account)) => return Some(account.id),
+                Ok(None) => {}
+                Err(error) => tracing::error!(%error, "realm lookup failed"),
+            }
+        }
+    }
+    call.ctx.config.default_account.clone()
+}
+
+/// Ends the channel the way the flow asked, then waits for HANGUP_COMPLETE and closes.
+async fn finish(call: &mut Call, end: &SessionEnd) {
+    let linger = call.ctx.config.linger;
+    match end {
+        SessionEnd::SetupFailed(_) => {}
+        SessionEnd::Rejected(_) | SessionEnd::Flow(FlowEnd::Hangup(_)) => {
+            if let SessionEnd::Flow(FlowEnd::Hangup(cause)) = end {
+                if !call.is_over() {
+                    let _ = call.hangup(cause).await;
+                }
+            }
+            call.wait_hangup_complete(linger).await;
+        }
+        SessionEnd::Flow(FlowEnd::Released) => {}
+        SessionEnd::Flow(FlowEnd::Ended(CallEnded::HungUp(_))) => {
+            call.wait_hangup_complete(linger).await;
+        }
+        SessionEnd::Flow(FlowEnd::Ended(CallEnded::Deadline)) => {
+            tracing::warn!("call deadline reached: hanging up");
+            let _ = call.hangup("RECOVERY_ON_TIMER_EXPIRE").await;
+            call.wait_hangup_complete(linger).await;
+        }
+        SessionEnd::Flow(FlowEnd::Ended(CallEnded::Refused(what)))
+        | SessionEnd::Flow(FlowEnd::Ended(CallEnded::Timeout(what))) => {
+            // FreeSWITCH stopped answering: hand the call back to the dialplan (resume is set).
+            tracing::warn!(%what, "switch stopped answering; handing the call back to the dialplan");
+        }
+        SessionEnd::Flow(FlowEnd::Ended(CallEnded::Disconnected(why))) => {
+            tracing::warn!(%why, "socket lost mid-call");
+        }
+    }
+    let _ = call.client().disconnect().await;
+}

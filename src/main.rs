@@ -1,0 +1,5 @@
+//! The `callflowd` binary: see `callflowd --help`.
+
+fn main() {
+    println!("callflowd: under construction");
+}
