@@ -12,7 +12,9 @@
 //! how type-ahead during a prompt survives the gap between two apps.
 
 use crate::engine::EngineContext;
-use freeswitch_esl_tokio::{EslClient, EslError, EslEvent, EslEventStream, EslEventType, EslResponse};
+use freeswitch_esl_tokio::{
+    EslClient, EslError, EslEvent, EslEventStream, EslEventType, EslResponse,
+};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -443,7 +445,9 @@ impl Call {
                 return Ok(digits);
             }
             match self
-                .wait_for(deadline, "digits", |e| e.event_type() == Some(EslEventType::Dtmf))
+                .wait_for(deadline, "digits", |e| {
+                    e.event_type() == Some(EslEventType::Dtmf)
+                })
                 .await
             {
                 Ok(_) => continue,
@@ -462,7 +466,10 @@ impl Call {
                     e.event_type() == Some(EslEventType::ChannelHangupComplete)
                 })
                 .await;
-            if matches!(result, Err(CallEnded::Timeout(_)) | Err(CallEnded::Deadline)) {
+            if matches!(
+                result,
+                Err(CallEnded::Timeout(_)) | Err(CallEnded::Deadline)
+            ) {
                 break;
             }
             if result.is_ok() {
@@ -484,30 +491,14 @@ impl Call {
                 return Err(CallEnded::Disconnected("socket closed".into()));
             }
             let next = tokio::time::timeout_at(deadline.into(), self.events.recv()).await;
-            let event = match next {
-                Err(_) => {
-                    if Instant::now() >= self.deadline {
-                        return Err(CallEnded::Deadline);
-                    }
-                    return Err(CallEnded::Timeout(what.to_string()));
+            let Ok(next) = next else {
+                if Instant::now() >= self.deadline {
+                    return Err(CallEnded::Deadline);
                 }
-                Ok(None) => {
-                    self.disconnected = true;
-                    return Err(CallEnded::Disconnected("event stream ended".into()));
-                }
-                Ok(Some(Err(EslError::QueueFull))) => {
-                    tracing::warn!(uuid = %self.uuid, "event queue overflowed; events were dropped");
-                    continue;
-                }
-                Ok(Some(Err(error))) => {
-                    tracing::warn!(uuid = %self.uuid, %error, "event stream error");
-                    if !self.client.is_connected() {
-                        self.disconnected = true;
-                        return Err(CallEnded::Disconnected(error.to_string()));
-                    }
-                    continue;
-                }
-                Ok(Some(Ok(event))) => event,
+                return Err(CallEnded::Timeout(what.to_string()));
+            };
+            let Some(event) = self.take_incoming(next)? else {
+                continue;
             };
             let accepted = done(&event);
             self.observe(&event);
@@ -517,6 +508,54 @@ impl Call {
             if let Some(cause) = &self.hangup_cause {
                 return Err(CallEnded::HungUp(cause.clone()));
             }
+        }
+    }
+
+    /// Awaits `work` (an HTTP request, a timer) while draining events, so the reader never
+    /// stalls; a hangup or socket loss abandons `work`.
+    pub async fn race<F: std::future::Future>(&mut self, work: F) -> Result<F::Output, CallEnded> {
+        tokio::pin!(work);
+        loop {
+            if let Some(ended) = self.ended() {
+                return Err(ended);
+            }
+            let deadline = self.deadline;
+            tokio::select! {
+                output = &mut work => return Ok(output),
+                next = self.events.recv() => {
+                    if let Some(event) = self.take_incoming(next)? {
+                        self.observe(&event);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => return Err(CallEnded::Deadline),
+            }
+        }
+    }
+
+    /// Turns one item of the event stream into an event, `None` (skip), or the end of the call.
+    fn take_incoming(
+        &mut self,
+        next: Option<Result<EslEvent, EslError>>,
+    ) -> Result<Option<EslEvent>, CallEnded> {
+        match next {
+            None => {
+                self.disconnected = true;
+                Err(CallEnded::Disconnected("event stream ended".into()))
+            }
+            Some(Err(EslError::QueueFull)) => {
+                tracing::warn!(uuid = %self.uuid, "event queue overflowed; events were dropped");
+                Ok(None)
+            }
+            Some(Err(error)) => {
+                tracing::warn!(uuid = %self.uuid, %error, "event stream error");
+                if self.client.is_connected() {
+                    Ok(None)
+                } else {
+                    self.disconnected = true;
+                    Err(CallEnded::Disconnected(error.to_string()))
+                }
+            }
+            Some(Ok(event)) => Ok(Some(event)),
         }
     }
 
@@ -550,7 +589,10 @@ impl Call {
                 self.answered = true
             }
             Some(EslEventType::Dtmf) => {
-                if let Some(digit) = event.header_str("DTMF-Digit").and_then(|d| d.chars().next()) {
+                if let Some(digit) = event
+                    .header_str("DTMF-Digit")
+                    .and_then(|d| d.chars().next())
+                {
                     self.note(TimelineEntry::Dtmf { digit });
                     self.dtmf.push_back(DtmfPress {
                         digit,

@@ -50,7 +50,10 @@ pub async fn run_flow(call: &mut Call, flow: Node) -> FlowEnd {
         }
         steps += 1;
         if steps > max_steps {
-            tracing::warn!(steps = max_steps, "callflow ran too many steps; ending the call");
+            tracing::warn!(
+                steps = max_steps,
+                "callflow ran too many steps; ending the call"
+            );
             call.note(TimelineEntry::Note {
                 text: format!("step limit {max_steps} reached"),
             });
@@ -112,7 +115,10 @@ pub async fn run_flow(call: &mut Call, flow: Node) -> FlowEnd {
             },
             Next::Branch(flow) => {
                 if branches_left <= 1 {
-                    tracing::warn!(max_branches, "callflow branched too many times; ending the call");
+                    tracing::warn!(
+                        max_branches,
+                        "callflow branched too many times; ending the call"
+                    );
                     call.note(TimelineEntry::Note {
                         text: format!("branch limit {max_branches} reached"),
                     });
@@ -168,7 +174,9 @@ pub async fn run_flow(call: &mut Call, flow: Node) -> FlowEnd {
 fn pop_or_end(stack: &mut Vec<Node>, cause: Option<String>) -> Result<Node, FlowEnd> {
     match stack.pop() {
         Some(node) => Ok(node),
-        None => Err(FlowEnd::Hangup(cause.unwrap_or_else(|| "NORMAL_CLEARING".into()))),
+        None => Err(FlowEnd::Hangup(
+            cause.unwrap_or_else(|| "NORMAL_CLEARING".into()),
+        )),
     }
 }
 

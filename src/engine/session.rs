@@ -51,7 +51,11 @@ pub struct SessionOptions {
 }
 
 /// Drives one accepted connection to the end. Never panics on what the peer sends.
-pub async fn run_session(stream: TcpStream, ctx: Arc<EngineContext>, options: SessionOptions) -> SessionReport {
+pub async fn run_session(
+    stream: TcpStream,
+    ctx: Arc<EngineContext>,
+    options: SessionOptions,
+) -> SessionReport {
     ctx.stats.active_calls.fetch_add(1, Ordering::Relaxed);
     ctx.stats.calls_started.fetch_add(1, Ordering::Relaxed);
     metrics::gauge!("callflowd_active_calls").increment(1.0);
@@ -72,7 +76,11 @@ pub async fn run_session(stream: TcpStream, ctx: Arc<EngineContext>, options: Se
     report
 }
 
-async fn session(stream: TcpStream, ctx: Arc<EngineContext>, options: SessionOptions) -> SessionReport {
+async fn session(
+    stream: TcpStream,
+    ctx: Arc<EngineContext>,
+    options: SessionOptions,
+) -> SessionReport {
     let _ = stream.set_nodelay(true);
     let esl_options = EslConnectOptions::new().with_event_queue_size(4096);
     let (client, events) = EslClient::accept_outbound_stream_with_options(stream, esl_options);
@@ -113,8 +121,14 @@ async fn session(stream: TcpStream, ctx: Arc<EngineContext>, options: SessionOpt
     }
 }
 
-async fn setup(client: &EslClient, ctx: &EngineContext) -> Result<freeswitch_esl_tokio::EslResponse, String> {
-    let channel = client.connect_session().await.map_err(|e| format!("connect: {e}"))?;
+async fn setup(
+    client: &EslClient,
+    ctx: &EngineContext,
+) -> Result<freeswitch_esl_tokio::EslResponse, String> {
+    let channel = client
+        .connect_session()
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     client
         .myevents(EventFormat::Plain)
         .await
@@ -164,7 +178,10 @@ async fn drive(call: &mut Call) -> SessionEnd {
     call.callflow_id = route.callflow_id.to_string();
     expose_route(call, &route);
     call.note(TimelineEntry::Note {
-        text: format!("routed {number} to callflow {} ({:?})", route.callflow_id, route.kind),
+        text: format!(
+            "routed {number} to callflow {} ({:?})",
+            route.callflow_id, route.kind
+        ),
     });
     SessionEnd::Flow(run_flow(call, flow).await)
 }
@@ -176,14 +193,18 @@ fn load_flow(call: &Call, account_id: &str, route: &RouteMatch) -> Result<Node, 
         .document(account_id, "callflows", &route.callflow_id)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("callflow {} vanished", route.callflow_id))?;
-    let flow = doc.get("flow").cloned().unwrap_or(Value::Object(Default::default()));
+    let flow = doc
+        .get("flow")
+        .cloned()
+        .unwrap_or(Value::Object(Default::default()));
     Node::from_value(&flow).map_err(|e| e.to_string())
 }
 
 /// Puts Kazoo's route context (`cf_capture_group`, named captures) where modules read it.
 fn expose_route(call: &mut Call, route: &RouteMatch) {
     if let Some(capture) = &route.capture_group {
-        call.kvs.insert("capture_group".into(), Value::String(capture.clone()));
+        call.kvs
+            .insert("capture_group".into(), Value::String(capture.clone()));
     }
     if !route.named_captures.is_empty() {
         let named = route
@@ -191,9 +212,13 @@ fn expose_route(call: &mut Call, route: &RouteMatch) {
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
-        call.kvs.insert("capture_groups".into(), Value::Object(named));
+        call.kvs
+            .insert("capture_groups".into(), Value::Object(named));
     }
-    call.kvs.insert("callflow_id".into(), Value::String(route.callflow_id.to_string()));
+    call.kvs.insert(
+        "callflow_id".into(),
+        Value::String(route.callflow_id.to_string()),
+    );
 }
 
 /// `variable_account_id`, else the realm of `variable_domain_name` / `variable_sip_req_host`,

@@ -41,5 +41,10 @@ pub trait StoreRead: Send + Sync + 'static {
     fn account_by_realm(&self, realm: &str) -> Result<Option<Account>, StoreError>;
     /// A live (not deleted) document of a collection (`callflows`, `menus`, ...), public fields
     /// plus `id`.
-    fn document(&self, account_id: &str, collection: &str, id: &str) -> Result<Option<Value>, StoreError>;
+    fn document(
+        &self,
+        account_id: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Value>, StoreError>;
 }
