@@ -1,7 +1,8 @@
 //! `set_variable`: sets one channel variable, on this leg or exported to bridged legs too.
 //!
 //! ESL: `execute set <variable>=<value>` (`channel: a`) or `execute export <variable>=<value>`
-//! (`channel: both`). Children: `_`.
+//! (`channel: both`). FreeSWITCH expands `${...}` in the value (e.g. `${strftime(%H)}`); the
+//! expanded value is what later modules see. Children: `_`.
 
 use super::set_variables::{CAV_KEY, value_text};
 use super::{CallflowModule, Next};
@@ -49,17 +50,22 @@ impl CallflowModule for SetVariable {
 
     async fn run(data: Data, _node: &Node, call: &mut Call) -> Result<Next, CallEnded> {
         let value = value_text(&data.value).replace(['\r', '\n'], " ");
-        if data.channel == "both" {
-            call.export_var(&data.variable, &value).await?;
+        let completion = if data.channel == "both" {
+            call.export_var(&data.variable, &value).await?
         } else {
-            call.set_var(&data.variable, &value).await?;
-        }
+            call.set_var(&data.variable, &value).await?
+        };
+        // FreeSWITCH expands `${...}` in the value; keep what it actually set.
+        let stored = completion
+            .var(&data.variable)
+            .map(|v| Value::String(v.to_string()))
+            .unwrap_or(data.value);
         if let Value::Object(vars) = call
             .kvs
             .entry(CAV_KEY.to_string())
             .or_insert_with(|| Value::Object(Map::new()))
         {
-            vars.insert(data.variable, data.value);
+            vars.insert(data.variable, stored);
         }
         Ok(Next::default_child())
     }

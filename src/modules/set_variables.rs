@@ -75,27 +75,36 @@ impl CallflowModule for SetVariables {
             .iter()
             .map(|(k, v)| (k.clone(), value_text(v).replace(['\r', '\n'], " ")))
             .collect();
+        let mut last = None;
         if data.export {
             for (name, value) in &pairs {
-                call.export_var(name, value).await?;
+                last = Some(call.export_var(name, value).await?);
             }
         } else if let Some(arg) = multiset_arg(&pairs) {
             if !pairs.is_empty() {
-                call.execute("multiset", &arg).await?;
+                last = Some(call.execute("multiset", &arg).await?);
             }
         } else {
             for (name, value) in &pairs {
-                call.set_var(name, value).await?;
+                last = Some(call.set_var(name, value).await?);
             }
+        }
+        // Keep the values as FreeSWITCH expanded them (the last completion carries them all).
+        let mut expanded = Map::new();
+        for (name, value) in data.custom_application_vars {
+            let actual = last
+                .as_ref()
+                .and_then(|c| c.var(&name))
+                .map(|v| Value::String(v.to_string()))
+                .unwrap_or(value);
+            expanded.insert(name, actual);
         }
         let store = call
             .kvs
             .entry(CAV_KEY.to_string())
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(existing) = store {
-            for (k, v) in data.custom_application_vars {
-                existing.insert(k, v);
-            }
+            existing.extend(expanded);
         }
         Ok(Next::default_child())
     }

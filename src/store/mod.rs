@@ -4,6 +4,8 @@
 //! [`Store`] adds the writes the API performs. A write returns only after it is flushed to disk and
 //! the in-memory [`RoutingIndex`] reflects it, which is what a 2xx from the API promises.
 
+pub mod memory;
+
 use crate::callflow::routing::RoutingIndex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
