@@ -1,6 +1,7 @@
 //! Walks a callflow with Kazoo's `cf_exe` semantics.
 //!
-//! - `Continue(key)`: `children[key]`, else `children["_"]`, else stop.
+//! - `Continue(key)`: `children[key]`, else `children["_"]`, else stop (`ContinueAny` tries
+//!   several keys in order first).
 //! - `Attempt(key)`: exactly `children[key]`, else stop.
 //! - `Branch(flow)`: push the current node's non-empty `_` child, run `flow` (the `callflow`
 //!   module returns to its caller this way); at most `max_branches` per call.
@@ -90,6 +91,28 @@ pub async fn run_flow(call: &mut Call, flow: Node) -> FlowEnd {
                     None => {
                         call.note(TimelineEntry::Branch {
                             key: format!("{key} (no child: stop)"),
+                        });
+                        match pop_or_end(&mut stack, None) {
+                            Ok(node) => current = node,
+                            Err(end) => return end,
+                        }
+                    }
+                }
+            }
+            Next::ContinueAny(keys) => {
+                let found = keys
+                    .iter()
+                    .find(|k| current.children.contains_key(k.as_str()))
+                    .cloned()
+                    .or_else(|| current.children.contains_key("_").then(|| "_".to_string()));
+                match found.and_then(|k| current.children.remove(&k).map(|c| (k, c))) {
+                    Some((taken, node)) => {
+                        call.note(TimelineEntry::Branch { key: taken });
+                        current = node;
+                    }
+                    None => {
+                        call.note(TimelineEntry::Branch {
+                            key: format!("{} (no child: stop)", keys.join("|")),
                         });
                         match pop_or_end(&mut stack, None) {
                             Ok(node) => current = node,

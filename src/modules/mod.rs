@@ -20,13 +20,17 @@ pub mod answer;
 pub mod audio_macro;
 pub mod branch_bnumber;
 pub mod branch_variable;
+pub mod bridge;
 pub mod callflow;
 pub mod check_cid;
 pub mod collect_dtmf;
 pub mod conference;
+pub mod device;
+pub mod group;
 pub mod hangup;
 pub mod language;
 pub mod media;
+pub mod menu;
 pub mod noop;
 pub mod park;
 pub mod pivot;
@@ -34,6 +38,7 @@ pub mod play;
 pub mod prepend_cid;
 pub mod record_call;
 pub mod response;
+pub mod ring_group;
 pub mod say;
 pub mod set_cid;
 pub mod set_variable;
@@ -41,6 +46,7 @@ pub mod set_variables;
 pub mod sleep;
 pub mod transfer;
 pub mod tts;
+pub mod user;
 pub mod webhook;
 
 /// What a module asks the executor to do next (Kazoo's `cf_exe` exits).
@@ -48,6 +54,9 @@ pub mod webhook;
 pub enum Next {
     /// Run `children[key]`, else `children["_"]`, else stop.
     Continue(String),
+    /// Run the first existing child among `keys` (bridge failures: cause, then `sip:<code>`),
+    /// else `children["_"]`, else stop.
+    ContinueAny(Vec<String>),
     /// Run exactly `children[key]`; stop when it is missing (no `_` fallback).
     Attempt(String),
     /// Push the current node's `_` child and run this flow; counts against the branch limit.
@@ -165,8 +174,11 @@ pub static REGISTRY: LazyLock<BTreeMap<&'static str, ModuleEntry>> = LazyLock::n
         entry::<check_cid::CheckCid>(),
         entry::<collect_dtmf::CollectDtmf>(),
         entry::<conference::Conference>(),
+        entry::<device::Device>(),
+        entry::<group::Group>(),
         entry::<hangup::Hangup>(),
         entry::<language::Language>(),
+        entry::<menu::Menu>(),
         entry::<noop::Noop>(),
         entry::<park::Park>(),
         entry::<pivot::Pivot>(),
@@ -174,6 +186,7 @@ pub static REGISTRY: LazyLock<BTreeMap<&'static str, ModuleEntry>> = LazyLock::n
         entry::<prepend_cid::PrependCid>(),
         entry::<record_call::RecordCall>(),
         entry::<response::Response>(),
+        entry::<ring_group::RingGroup>(),
         entry::<say::Say>(),
         entry::<set_cid::SetCid>(),
         entry::<set_variable::SetVariable>(),
@@ -181,6 +194,7 @@ pub static REGISTRY: LazyLock<BTreeMap<&'static str, ModuleEntry>> = LazyLock::n
         entry::<sleep::Sleep>(),
         entry::<transfer::Transfer>(),
         entry::<tts::Tts>(),
+        entry::<user::User>(),
         entry::<webhook::Webhook>(),
     ]
     .into_iter()

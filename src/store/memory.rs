@@ -1,7 +1,7 @@
 //! An in-memory [`StoreRead`] for unit tests and `simulate --flow FILE` dry runs: documents and
 //! accounts in hash maps, with the routing index kept in step exactly as the sled store does.
 
-use super::{Account, StoreError, StoreRead};
+use super::{Account, StoreError, StoreRead, field_matches};
 use crate::callflow::routing::RoutingIndex;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -40,7 +40,12 @@ impl MemStore {
             let strings = |key: &str| -> Vec<String> {
                 doc.get(key)
                     .and_then(Value::as_array)
-                    .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .map(|items| {
+                        items
+                            .iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default()
             };
             self.routing
@@ -74,15 +79,47 @@ impl StoreRead for MemStore {
         let accounts = self.accounts.read().unwrap_or_else(|e| e.into_inner());
         Ok(accounts
             .values()
-            .find(|a| a.realm.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(realm)))
+            .find(|a| {
+                a.realm
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(realm))
+            })
             .cloned())
     }
 
-    fn document(&self, account_id: &str, collection: &str, id: &str) -> Result<Option<Value>, StoreError> {
+    fn document(
+        &self,
+        account_id: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Value>, StoreError> {
         let docs = self.docs.read().unwrap_or_else(|e| e.into_inner());
         Ok(docs
-            .get(&(account_id.to_string(), collection.to_string(), id.to_string()))
+            .get(&(
+                account_id.to_string(),
+                collection.to_string(),
+                id.to_string(),
+            ))
             .cloned())
+    }
+
+    fn documents_where(
+        &self,
+        account_id: &str,
+        collection: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<Value>, StoreError> {
+        let docs = self.docs.read().unwrap_or_else(|e| e.into_inner());
+        let mut found: Vec<Value> = docs
+            .iter()
+            .filter(|((a, c, _), doc)| {
+                a == account_id && c == collection && field_matches(doc, field, value)
+            })
+            .map(|(_, doc)| doc.clone())
+            .collect();
+        found.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        Ok(found)
     }
 }
 
@@ -94,9 +131,17 @@ mod tests {
     #[test]
     fn indexes_callflows() {
         let store = MemStore::new();
-        store.put("a", "callflows", "cf", json!({"numbers": ["1000"], "flow": {}}));
+        store.put(
+            "a",
+            "callflows",
+            "cf",
+            json!({"numbers": ["1000"], "flow": {}}),
+        );
         assert!(store.routing().lookup("a", "1000").is_some());
-        assert_eq!(store.document("a", "callflows", "cf").unwrap().unwrap()["id"], json!("cf"));
+        assert_eq!(
+            store.document("a", "callflows", "cf").unwrap().unwrap()["id"],
+            json!("cf")
+        );
         store.remove("a", "callflows", "cf");
         assert!(store.routing().lookup("a", "1000").is_none());
     }

@@ -49,4 +49,33 @@ pub trait StoreRead: Send + Sync + 'static {
         collection: &str,
         id: &str,
     ) -> Result<Option<Value>, StoreError>;
+    /// Live documents of one account's collection whose field at the dotted path `field` equals
+    /// `value` (the devices of a user, the device with a SIP username). Scans that account's
+    /// collection only, never the whole database.
+    fn documents_where(
+        &self,
+        account_id: &str,
+        collection: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<Value>, StoreError>;
+}
+
+/// Reads a dotted path (`sip.username`) out of a JSON document.
+pub fn field_at<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(doc, |v, key| v.get(key))
+}
+
+/// Whether the field at `path` equals `value` (strings compare as text, other scalars by their
+/// JSON spelling, arrays when any item matches).
+pub fn field_matches(doc: &Value, path: &str, value: &str) -> bool {
+    fn scalar(v: &Value, value: &str) -> bool {
+        match v {
+            Value::String(s) => s == value,
+            Value::Array(items) => items.iter().any(|i| scalar(i, value)),
+            Value::Null | Value::Object(_) => false,
+            other => other.to_string() == value,
+        }
+    }
+    field_at(doc, path).is_some_and(|v| scalar(v, value))
 }
