@@ -216,7 +216,7 @@ impl Call {
         self.last_snapshot
             .as_ref()
             .and_then(|e| e.variable_str(name))
-            .or_else(|| self.channel.header(&format!("variable_{name}")))
+            .or_else(|| self.channel.header(format!("variable_{name}")))
     }
 
     /// The caller-ID number as FreeSWITCH currently knows it.

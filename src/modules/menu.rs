@@ -11,6 +11,7 @@
 //! - anything else -> `execute playback <invalid prompt>` and another attempt;
 //! - after `retries` attempts -> `execute playback <exit prompt>`, then the `max_retries` child,
 //!   else `_`.
+//!
 //! Prompts: `media.greeting` (a media reference), `media.invalid_media` / `exit_media` /
 //! `transfer_media` (false = silent, true = FreeSWITCH's stock prompt, or a media reference).
 //! A missing menu document continues to `_`.

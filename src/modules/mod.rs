@@ -26,17 +26,22 @@ pub mod check_cid;
 pub mod collect_dtmf;
 pub mod conference;
 pub mod device;
+pub mod disa;
+pub mod dynamic_cid;
 pub mod group;
 pub mod hangup;
 pub mod language;
+pub mod lookupcidname;
 pub mod media;
 pub mod menu;
 pub mod noop;
+pub mod offnet;
 pub mod park;
 pub mod pivot;
 pub mod play;
 pub mod prepend_cid;
 pub mod record_call;
+pub mod resources;
 pub mod response;
 pub mod ring_group;
 pub mod say;
@@ -175,16 +180,21 @@ pub static REGISTRY: LazyLock<BTreeMap<&'static str, ModuleEntry>> = LazyLock::n
         entry::<collect_dtmf::CollectDtmf>(),
         entry::<conference::Conference>(),
         entry::<device::Device>(),
+        entry::<disa::Disa>(),
+        entry::<dynamic_cid::DynamicCid>(),
         entry::<group::Group>(),
         entry::<hangup::Hangup>(),
         entry::<language::Language>(),
+        entry::<lookupcidname::LookupCidName>(),
         entry::<menu::Menu>(),
         entry::<noop::Noop>(),
+        entry::<offnet::Offnet>(),
         entry::<park::Park>(),
         entry::<pivot::Pivot>(),
         entry::<play::Play>(),
         entry::<prepend_cid::PrependCid>(),
         entry::<record_call::RecordCall>(),
+        entry::<resources::Resources>(),
         entry::<response::Response>(),
         entry::<ring_group::RingGroup>(),
         entry::<say::Say>(),

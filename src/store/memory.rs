@@ -103,6 +103,17 @@ impl StoreRead for MemStore {
             .cloned())
     }
 
+    fn documents(&self, account_id: &str, collection: &str) -> Result<Vec<Value>, StoreError> {
+        let docs = self.docs.read().unwrap_or_else(|e| e.into_inner());
+        let mut found: Vec<Value> = docs
+            .iter()
+            .filter(|((a, c, _), _)| a == account_id && c == collection)
+            .map(|(_, doc)| doc.clone())
+            .collect();
+        found.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        Ok(found)
+    }
+
     fn documents_where(
         &self,
         account_id: &str,

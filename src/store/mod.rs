@@ -49,6 +49,9 @@ pub trait StoreRead: Send + Sync + 'static {
         collection: &str,
         id: &str,
     ) -> Result<Option<Value>, StoreError>;
+    /// Every live document of one account's collection, ascending by id (resources, lists: small
+    /// per-account collections).
+    fn documents(&self, account_id: &str, collection: &str) -> Result<Vec<Value>, StoreError>;
     /// Live documents of one account's collection whose field at the dotted path `field` equals
     /// `value` (the devices of a user, the device with a SIP username). Scans that account's
     /// collection only, never the whole database.
@@ -73,8 +76,9 @@ pub fn field_matches(doc: &Value, path: &str, value: &str) -> bool {
         match v {
             Value::String(s) => s == value,
             Value::Array(items) => items.iter().any(|i| scalar(i, value)),
+            Value::Bool(b) => value == if *b { "true" } else { "false" },
+            Value::Number(n) => n.to_string() == value,
             Value::Null | Value::Object(_) => false,
-            other => other.to_string() == value,
         }
     }
     field_at(doc, path).is_some_and(|v| scalar(v, value))
