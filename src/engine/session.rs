@@ -156,6 +156,7 @@ async fn drive(call: &mut Call) -> SessionEnd {
     };
     tracing::Span::current().record("account", account_id.as_str());
     call.account_id = account_id.clone();
+    identify_caller_device(call);
 
     let number = call.destination_number().unwrap_or_default().to_string();
     let Some(route) = call.ctx.store.routing().lookup(&account_id, &number) else {
@@ -219,6 +220,36 @@ fn expose_route(call: &mut Call, route: &RouteMatch) {
         "callflow_id".into(),
         Value::String(route.callflow_id.to_string()),
     );
+}
+
+/// For a call from a phone that authenticated to FreeSWITCH (`sip_auth_username`), records the
+/// caller's device and its owner, so bridging skips the caller's own phone and device/user
+/// metaflows and variables apply.
+fn identify_caller_device(call: &mut Call) {
+    let Some(username) = call.var("sip_auth_username").filter(|s| !s.is_empty()) else {
+        return;
+    };
+    let username = username.to_string();
+    let devices = match call
+        .ctx
+        .store
+        .documents_where(&call.account_id, "devices", "sip.username", &username)
+    {
+        Ok(devices) => devices,
+        Err(error) => {
+            tracing::error!(%error, "device lookup failed");
+            return;
+        }
+    };
+    let Some(device) = devices.into_iter().next() else {
+        return;
+    };
+    if let Some(id) = device.get("id").and_then(Value::as_str) {
+        call.kvs.insert("device_id".into(), Value::String(id.to_string()));
+    }
+    if let Some(owner) = device.get("owner_id").and_then(Value::as_str) {
+        call.kvs.insert("owner_id".into(), Value::String(owner.to_string()));
+    }
 }
 
 /// `variable_account_id`, else the realm of `variable_domain_name` / `variable_sip_req_host`,
