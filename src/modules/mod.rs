@@ -39,6 +39,7 @@ pub mod set_cid;
 pub mod set_variable;
 pub mod set_variables;
 pub mod sleep;
+pub mod temporal_route;
 pub mod transfer;
 pub mod tts;
 pub mod webhook;
@@ -179,6 +180,7 @@ pub static REGISTRY: LazyLock<BTreeMap<&'static str, ModuleEntry>> = LazyLock::n
         entry::<set_variable::SetVariable>(),
         entry::<set_variables::SetVariables>(),
         entry::<sleep::Sleep>(),
+        entry::<temporal_route::TemporalRoute>(),
         entry::<transfer::Transfer>(),
         entry::<tts::Tts>(),
         entry::<webhook::Webhook>(),
