@@ -3,3 +3,4 @@
 pub mod errors;
 pub mod model;
 pub mod routing;
+pub mod temporal;

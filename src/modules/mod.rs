@@ -49,6 +49,7 @@ pub mod set_cid;
 pub mod set_variable;
 pub mod set_variables;
 pub mod sleep;
+pub mod temporal_route;
 pub mod transfer;
 pub mod tts;
 pub mod user;
@@ -202,6 +203,7 @@ pub static REGISTRY: LazyLock<BTreeMap<&'static str, ModuleEntry>> = LazyLock::n
         entry::<set_variable::SetVariable>(),
         entry::<set_variables::SetVariables>(),
         entry::<sleep::Sleep>(),
+        entry::<temporal_route::TemporalRoute>(),
         entry::<transfer::Transfer>(),
         entry::<tts::Tts>(),
         entry::<user::User>(),
