@@ -241,6 +241,7 @@ pub struct Channel {
     answer_state: &'static str,
     hangup_cause: Option<String>,
     media: bool,
+    acked: bool,
     created_us: i64,
     answered_us: i64,
     progress_us: i64,
@@ -280,6 +281,7 @@ impl Channel {
             answer_state: "ringing",
             hangup_cause: None,
             media: profile.kind == ChannelKind::Loopback,
+            acked: false,
             created_us,
             answered_us: 0,
             progress_us: 0,
@@ -577,6 +579,43 @@ impl Channel {
     pub(crate) fn end_answer(&mut self) {
         self.call_state = "ACTIVE";
         self.set_var("endpoint_disposition", "ANSWER");
+    }
+
+    /// The caller's ACK to our 200 OK: mod_sofia re-sets the dialog variables (trace conn08,
+    /// between the answer's EXECUTE_COMPLETE and the next EXECUTE). Once per call.
+    pub(crate) fn sip_ack(&mut self) {
+        if self.kind != ChannelKind::Sip || self.acked || !self.is_answered() {
+            return;
+        }
+        self.acked = true;
+        let to_tag: String = (0..13)
+            .map(|_| {
+                let c = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                    [rand::random::<u8>() as usize % 62];
+                c as char
+            })
+            .collect();
+        let keep = |ch: &Channel, k: &str| ch.var(k).unwrap_or_default().to_string();
+        let from_tag = keep(self, "sip_from_tag");
+        let call_id = keep(self, "sip_call_id");
+        let display = keep(self, "sip_from_display");
+        let full_from = keep(self, "sip_full_from");
+        let full_to = format!(
+            "<sip:{}@{}>;tag={to_tag}",
+            self.destination,
+            keep(self, "sip_to_host")
+        );
+        self.set_var("sip_to_tag", &to_tag);
+        self.set_var("sip_from_tag", &from_tag);
+        self.set_var("sip_cseq", "2");
+        self.set_var("sip_call_id", &call_id);
+        self.set_var(
+            "sip_full_via",
+            "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-10497-1-9",
+        );
+        self.set_var("sip_from_display", &display);
+        self.set_var("sip_full_from", &full_from);
+        self.set_var("sip_full_to", &full_to);
     }
 
     /// `ring_ready`: CHANNEL_PROGRESS.

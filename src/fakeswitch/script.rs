@@ -444,6 +444,9 @@ impl CallScript {
             }
             let gap = Duration::from_millis(100);
             let first = when.chars().next().unwrap_or(' ');
+            if !(first.is_ascii_alphanumeric() || first == '.' || first == '_') {
+                return Err(ScriptError(format!("`{item}`: bad time or app `{when}`")));
+            }
             if first.is_ascii_digit() || first == '.' {
                 let base = parse_duration(when)?;
                 for (i, digit) in digits.chars().enumerate() {

@@ -88,6 +88,16 @@ impl Queued {
     }
 }
 
+/// What an `api` command does after its reply is written.
+#[derive(Debug)]
+enum ApiAction {
+    None,
+    Break { all: bool },
+    Kill(String),
+    Answer,
+    Transfer(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReadPhase {
     Prompt,
@@ -657,8 +667,12 @@ impl Session {
             let u = channel::new_uuid();
             self.reply(now, idx, &format!("+OK {u}"));
         } else if starts("api ") {
-            let body = self.api(line[4..].trim(), now);
+            // The listener writes the api reply first; whatever the command caused (events)
+            // is queued and flushed after it (trace conn07: `+OK` before the playback's
+            // EXECUTE_COMPLETE).
+            let (body, action) = self.api(line[4..].trim(), now);
             self.api_reply(now, idx, &body);
+            self.api_action(now, action);
         } else if starts("bgapi ") {
             let job = header(&raw.headers, "job-uuid")
                 .map(str::to_string)
@@ -672,7 +686,8 @@ impl Session {
                 c.reply = Some(format!("+OK Job-UUID: {job}"));
             }
             let cmdline = line[6..].trim().to_string();
-            let result = self.api(&cmdline, now);
+            let (result, action) = self.api(&cmdline, now);
+            self.api_action(now, action);
             if self.wanted("BACKGROUND_JOB") {
                 let (cmd, arg) = cmdline
                     .split_once(' ')
@@ -984,7 +999,21 @@ impl Session {
         }
     }
 
-    fn api(&mut self, cmdline: &str, now: Instant) -> String {
+    fn api_action(&mut self, now: Instant, action: ApiAction) {
+        match action {
+            ApiAction::None => {}
+            ApiAction::Break { all } => self.break_apps(now, all),
+            ApiAction::Kill(cause) => self.hangup(now, &cause, HangupBy::Controller),
+            ApiAction::Answer => self.do_answer(now),
+            ApiAction::Transfer(dest) => {
+                self.interrupt_for_transfer(now);
+                self.do_transfer(now, &dest);
+            }
+        }
+    }
+
+    /// Runs an `api` command: its response body, and what it does once the reply is out.
+    fn api(&mut self, cmdline: &str, now: Instant) -> (String, ApiAction) {
         let (cmd, arg) = cmdline
             .split_once(' ')
             .map(|(a, b)| (a, b.trim()))
@@ -992,95 +1021,98 @@ impl Session {
         let mut args = arg.split_whitespace();
         let ours = |u: Option<&str>, me: &str| u == Some(me);
         let me = self.ch.uuid().to_string();
+        let none = ApiAction::None;
+        let no_channel = || ("-ERR No such channel!\n".to_string(), ApiAction::None);
         match cmd {
-            "uptime" => format!("{}\n", self.since(now).as_secs()),
-            "status" => format!(
-                "UP 0 years, 0 days, 0 hours, 0 minutes, {} seconds, 0 milliseconds, 0 microseconds\nFreeSWITCH (Version 1.10.12-release  64bit) is ready\n1 session(s) since startup\n1 session(s) - peak 1, last 5min 1 \n0 session(s) per Sec out of max 30, peak 1, last 5min 1 \n1000 session(s) max\nmin idle cpu 0.00/99.00\nCurrent Stack Size/Max 240K/8192K\n",
-                self.since(now).as_secs()
+            "uptime" => (format!("{}\n", self.since(now).as_secs()), none),
+            "status" => (
+                format!(
+                    "UP 0 years, 0 days, 0 hours, 0 minutes, {} seconds, 0 milliseconds, 0 microseconds\nFreeSWITCH (Version 1.10.12-release  64bit) is ready\n1 session(s) since startup\n1 session(s) - peak 1, last 5min 1 \n0 session(s) per Sec out of max 30, peak 1, last 5min 1 \n1000 session(s) max\nmin idle cpu 0.00/99.00\nCurrent Stack Size/Max 240K/8192K\n",
+                    self.since(now).as_secs()
+                ),
+                none,
             ),
-            "echo" => arg.to_string(),
+            "echo" => (arg.to_string(), none),
             "uuid_exists" => {
-                if ours(args.next(), &me) {
-                    "true".into()
+                let v = if ours(args.next(), &me) {
+                    "true"
                 } else {
-                    "false".into()
-                }
+                    "false"
+                };
+                (v.to_string(), none)
             }
             "uuid_break" => {
                 if !ours(args.next(), &me) {
-                    return "-ERR No such channel!\n".into();
+                    return no_channel();
                 }
                 let all = args.next().is_some_and(|a| a.eq_ignore_ascii_case("all"));
-                self.break_apps(now, all);
-                "+OK\n".into()
+                ("+OK\n".into(), ApiAction::Break { all })
             }
             "uuid_kill" => {
                 if !ours(args.next(), &me) {
-                    return "-ERR No such channel!\n".into();
+                    return no_channel();
                 }
                 let cause = args
                     .next()
                     .and_then(apps::cause_name)
                     .unwrap_or_else(|| "NORMAL_CLEARING".into());
-                self.hangup(now, &cause, HangupBy::Controller);
-                "+OK\n".into()
+                ("+OK\n".into(), ApiAction::Kill(cause))
             }
             "uuid_getvar" => {
                 if !ours(args.next(), &me) {
-                    return "-ERR No such channel!\n".into();
+                    return no_channel();
                 }
                 match args.next().and_then(|v| self.ch.var(v)) {
-                    Some(v) => v.to_string(),
-                    None => "_undef_".into(),
+                    Some(v) => (v.to_string(), none),
+                    None => ("_undef_".into(), none),
                 }
             }
             "uuid_setvar" => {
                 if !ours(args.next(), &me) {
-                    return "-ERR No such channel!\n".into();
+                    return no_channel();
                 }
                 let Some(name) = args.next() else {
-                    return "-USAGE: <uuid> <var> [value]\n".into();
+                    return ("-USAGE: <uuid> <var> [value]\n".into(), none);
                 };
                 let value: Vec<&str> = args.collect();
                 self.ch.set_var(name, &value.join(" "));
-                "+OK\n".into()
+                ("+OK\n".into(), none)
             }
             "uuid_answer" => {
                 if !ours(args.next(), &me) {
-                    return "-ERR No such channel!\n".into();
+                    return no_channel();
                 }
-                self.do_answer(now);
-                "+OK\n".into()
+                ("+OK\n".into(), ApiAction::Answer)
             }
             "uuid_transfer" => {
                 if !ours(args.next(), &me) {
-                    return "-ERR No such channel!\n".into();
+                    return no_channel();
                 }
                 let mut dest: Vec<&str> = args.collect();
                 if dest.first().is_some_and(|d| *d == "-bleg" || *d == "-both") {
                     dest.remove(0);
                 }
                 if dest.is_empty() {
-                    return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
-                        .into();
+                    return (
+                        "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+                            .into(),
+                        none,
+                    );
                 }
-                let dest = dest.join(" ");
-                self.interrupt_for_transfer(now);
-                self.do_transfer(now, &dest);
-                "+OK\n".into()
+                ("+OK\n".into(), ApiAction::Transfer(dest.join(" ")))
             }
             "uuid_send_dtmf" | "uuid_record" | "uuid_displace" | "uuid_broadcast" | "uuid_hold"
             | "uuid_park" => {
                 if !ours(args.next(), &me) {
-                    return "-ERR No such channel!\n".into();
+                    return no_channel();
                 }
-                "+OK Success\n".into()
+                ("+OK Success\n".into(), none)
             }
             "sched_hangup" => {
                 // `sched_hangup +<secs> <uuid> [cause]` (reply text not verified on a switch).
                 let when = args.next().unwrap_or_default();
                 if !ours(args.next(), &me) {
-                    return "-ERR No such channel!\n".into();
+                    return no_channel();
                 }
                 let secs = atoi(when.trim_start_matches('+')).max(0) as u64;
                 let cause = args
@@ -1088,9 +1120,9 @@ impl Session {
                     .and_then(apps::cause_name)
                     .unwrap_or_else(|| "ALLOTTED_TIMEOUT".into());
                 self.sched_hangup = Some((now + Duration::from_secs(secs), cause));
-                "+OK\n".into()
+                ("+OK\n".into(), none)
             }
-            other => format!("-ERR {other} Command not found!\n"),
+            other => (format!("-ERR {other} Command not found!\n"), none),
         }
     }
 
@@ -1105,7 +1137,18 @@ impl Session {
         }
     }
 
+    /// A command arrived: the park loop notices it on its next tick (`app_start_delay`).
     fn schedule(&mut self, now: Instant) {
+        self.schedule_after(now, self.s.app_start_delay);
+    }
+
+    /// An app finished: `switch_ivr_parse_all_events` runs the commands already queued back to
+    /// back (trace conn05: three pipelined executes start in the same millisecond).
+    fn schedule_now(&mut self, now: Instant) {
+        self.schedule_after(now, Duration::ZERO);
+    }
+
+    fn schedule_after(&mut self, now: Instant, delay: Duration) {
         if self.next_start.is_none()
             && self.start.is_some()
             && self.ch.is_up()
@@ -1113,7 +1156,7 @@ impl Session {
             && !self.queue.is_empty()
             && self.can_dequeue()
         {
-            self.next_start = Some(now + self.s.app_start_delay);
+            self.next_start = Some(now + delay);
         }
     }
 
@@ -1129,7 +1172,7 @@ impl Session {
             }
             None => {}
         }
-        self.schedule(now);
+        self.schedule_now(now);
     }
 
     fn exec_tail(
@@ -1570,6 +1613,7 @@ impl Session {
         let Some(run) = self.complete_top_inner(now, response) else {
             return;
         };
+        self.ch.sip_ack();
         // `loops: N` repeats the app inside switch_ivr_parse_event; an iteration under 0.5 s
         // ends the loop early (A5).
         let more = run.ex.loops == -1 || run.loop_no < run.ex.loops;
@@ -1583,7 +1627,7 @@ impl Session {
         }
         self.completed_at[run.ex.cmd] = Some(now);
         self.resume_parent(now);
-        self.schedule(now);
+        self.schedule_now(now);
     }
 
     fn resume_parent(&mut self, now: Instant) {
