@@ -9,6 +9,9 @@ pub mod call;
 pub mod executor;
 pub mod listener;
 pub mod session;
+pub mod simulate;
+#[cfg(test)]
+pub mod testkit;
 
 use crate::store::StoreRead;
 use std::net::{IpAddr, SocketAddr};

@@ -230,25 +230,28 @@ fn identify_caller_device(call: &mut Call) {
         return;
     };
     let username = username.to_string();
-    let devices = match call
-        .ctx
-        .store
-        .documents_where(&call.account_id, "devices", "sip.username", &username)
-    {
-        Ok(devices) => devices,
-        Err(error) => {
-            tracing::error!(%error, "device lookup failed");
-            return;
-        }
-    };
+    let devices =
+        match call
+            .ctx
+            .store
+            .documents_where(&call.account_id, "devices", "sip.username", &username)
+        {
+            Ok(devices) => devices,
+            Err(error) => {
+                tracing::error!(%error, "device lookup failed");
+                return;
+            }
+        };
     let Some(device) = devices.into_iter().next() else {
         return;
     };
     if let Some(id) = device.get("id").and_then(Value::as_str) {
-        call.kvs.insert("device_id".into(), Value::String(id.to_string()));
+        call.kvs
+            .insert("device_id".into(), Value::String(id.to_string()));
     }
     if let Some(owner) = device.get("owner_id").and_then(Value::as_str) {
-        call.kvs.insert("owner_id".into(), Value::String(owner.to_string()));
+        call.kvs
+            .insert("owner_id".into(), Value::String(owner.to_string()));
     }
 }
 
