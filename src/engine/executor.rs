@@ -66,8 +66,26 @@ pub async fn run_flow(call: &mut Call, flow: Node) -> FlowEnd {
         }
 
         let next = step(call, &current).await;
+        // A metaflow `callflow` interrupts the step: branch to it, resuming at this node's `_`.
+        let next = match call.take_requested_branch() {
+            Some(flow)
+                if !matches!(
+                    next,
+                    Err(CallEnded::HungUp(_)) | Err(CallEnded::Disconnected(_))
+                ) =>
+            {
+                Ok(Next::Branch(Box::new(flow)))
+            }
+            _ => next,
+        };
         let next = match next {
             Ok(next) => next,
+            Err(CallEnded::Transferred) => {
+                call.note(TimelineEntry::Note {
+                    text: "call transferred away by a metaflow".into(),
+                });
+                return FlowEnd::Released;
+            }
             Err(ended) => {
                 call.note(TimelineEntry::Note {
                     text: format!("flow ended: {ended}"),

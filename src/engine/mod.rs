@@ -8,6 +8,8 @@
 pub mod call;
 pub mod executor;
 pub mod listener;
+pub mod metaflow;
+pub mod metaflow_runner;
 pub mod session;
 pub mod simulate;
 #[cfg(test)]

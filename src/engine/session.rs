@@ -167,8 +167,8 @@ async fn drive(call: &mut Call) -> SessionEnd {
         let _ = call.hangup(UNALLOCATED).await;
         return SessionEnd::Rejected(format!("no callflow for {number}"));
     };
-    let flow = match load_flow(call, &account_id, &route) {
-        Ok(flow) => flow,
+    let (flow, callflow_doc) = match load_flow(call, &account_id, &route) {
+        Ok(loaded) => loaded,
         Err(why) => {
             tracing::error!(callflow = %route.callflow_id, error = %why, "callflow cannot be loaded; UNALLOCATED_NUMBER");
             let _ = call.hangup(UNALLOCATED).await;
@@ -178,6 +178,7 @@ async fn drive(call: &mut Call) -> SessionEnd {
     tracing::Span::current().record("callflow", &*route.callflow_id);
     call.callflow_id = route.callflow_id.to_string();
     expose_route(call, &route);
+    enable_metaflows(call, &callflow_doc).await;
     call.note(TimelineEntry::Note {
         text: format!(
             "routed {number} to callflow {} ({:?})",
@@ -187,7 +188,7 @@ async fn drive(call: &mut Call) -> SessionEnd {
     SessionEnd::Flow(run_flow(call, flow).await)
 }
 
-fn load_flow(call: &Call, account_id: &str, route: &RouteMatch) -> Result<Node, String> {
+fn load_flow(call: &Call, account_id: &str, route: &RouteMatch) -> Result<(Node, Value), String> {
     let doc = call
         .ctx
         .store
@@ -198,7 +199,57 @@ fn load_flow(call: &Call, account_id: &str, route: &RouteMatch) -> Result<Node, 
         .get("flow")
         .cloned()
         .unwrap_or(Value::Object(Default::default()));
-    Node::from_value(&flow).map_err(|e| e.to_string())
+    let node = Node::from_value(&flow).map_err(|e| e.to_string())?;
+    Ok((node, doc))
+}
+
+/// Merges the call's metaflows (callflow > user > device > account, see
+/// [`crate::engine::metaflow`]) and turns detection on; asks FreeSWITCH to divert the peer-leg
+/// reports to this socket when the far end is listened to.
+async fn enable_metaflows(call: &mut Call, callflow_doc: &Value) {
+    let store = call.ctx.store.clone();
+    let account = call.account_id.clone();
+    let owned = |collection: &str, key: &str, field: &str| -> Option<Value> {
+        let id = call.kvs.get(key)?.as_str()?;
+        store
+            .document(&account, collection, id)
+            .ok()
+            .flatten()?
+            .get(field)
+            .cloned()
+    };
+    let user = owned("users", "owner_id", "metaflows");
+    let device = owned("devices", "device_id", "metaflows");
+    let account_level = store
+        .document(&account, "metaflows", &account)
+        .ok()
+        .flatten();
+    let mut sources: Vec<&Value> = Vec::new();
+    if let Some(own) = callflow_doc.get("metaflow") {
+        sources.push(own);
+    }
+    sources.extend(user.iter());
+    sources.extend(device.iter());
+    sources.extend(account_level.iter());
+    let Some(config) = crate::engine::metaflow::MetaflowConfig::merge(&sources) else {
+        return;
+    };
+    let hears_peer = config.listen_on.hears_peer();
+    call.note(TimelineEntry::Note {
+        text: format!(
+            "metaflows on (binding {}, listen_on {:?}, {} numbers, {} patterns)",
+            config.binding_digit,
+            config.listen_on,
+            config.numbers.len(),
+            config.patterns.len()
+        ),
+    });
+    call.enable_metaflows(config);
+    if hears_peer {
+        if let Err(error) = call.client().divert_events(true).await {
+            tracing::warn!(%error, "divert_events failed: far-end metaflows will not be heard");
+        }
+    }
 }
 
 /// Puts Kazoo's route context (`cf_capture_group`, named captures) where modules read it.
@@ -291,7 +342,8 @@ async fn finish(call: &mut Call, end: &SessionEnd) {
             }
             call.wait_hangup_complete(linger).await;
         }
-        SessionEnd::Flow(FlowEnd::Released) => {}
+        SessionEnd::Flow(FlowEnd::Released)
+        | SessionEnd::Flow(FlowEnd::Ended(CallEnded::Transferred)) => {}
         SessionEnd::Flow(FlowEnd::Ended(CallEnded::HungUp(_))) => {
             call.wait_hangup_complete(linger).await;
         }

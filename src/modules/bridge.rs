@@ -87,9 +87,15 @@ fn text<'a>(doc: &'a Value, path: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Characters a dial-string value cannot carry (they delimit legs and variables).
+/// Characters a dial-string endpoint cannot carry (they delimit legs and variables).
 fn clean(value: &str) -> String {
     value.replace([',', '|', '[', ']', '{', '}', '\'', '"', '\r', '\n'], "")
+}
+
+/// A channel-variable value safe inside a leg's `[...]` (no quotes, brackets, braces, line
+/// breaks, `|` or `;`; commas are kept: [`dial_string`] switches to the `^^;` separator).
+pub fn leg_value(value: &str) -> String {
+    value.replace(['|', ';', '[', ']', '{', '}', '\'', '"', '\r', '\n'], "")
 }
 
 /// The legs that ring one device document (nothing for a disabled device, the caller's own
@@ -118,7 +124,7 @@ pub fn device_legs(call: &Call, device: &Value, options: &EndpointOptions) -> Ve
             dial: format!("loopback/{}/default", clean(number)),
             delay: options.delay,
             timeout: options.timeout,
-            vars: vec![("account_id".into(), call.account_id.clone())],
+            vars: vec![("account_id".into(), leg_value(&call.account_id))],
             device_id: device_id.clone(),
         });
         if substitute {
@@ -233,7 +239,7 @@ pub fn dial_string(legs: &[Leg], strategy: Strategy, timeout: Option<u32>) -> St
             let mut vars: Vec<String> = leg
                 .vars
                 .iter()
-                .map(|(k, v)| format!("{}={}", clean(k), clean(v)))
+                .map(|(k, v)| format!("{}={v}", clean(k)))
                 .collect();
             if let Some(t) = leg.timeout.filter(|t| *t > 0) {
                 vars.push(format!("leg_timeout={t}"));
@@ -243,6 +249,9 @@ pub fn dial_string(legs: &[Leg], strategy: Strategy, timeout: Option<u32>) -> St
             }
             if vars.is_empty() {
                 leg.dial.clone()
+            } else if vars.iter().any(|v| v.contains(',')) {
+                // A value with commas: FreeSWITCH's `^^<sep>` form changes the separator.
+                format!("[^^;{}]{}", vars.join(";"), leg.dial)
             } else {
                 format!("[{}]{}", vars.join(","), leg.dial)
             }
@@ -317,6 +326,26 @@ pub async fn bridge(
         };
         call.set_var("ringback", &value).await?;
     }
+    // Far-end metaflows: each leg matches codes itself and reports them to this channel.
+    let peer_binding = call
+        .metaflows()
+        .filter(|m| m.listen_on.hears_peer())
+        .map(|m| m.peer_binding());
+    let with_binding: Vec<Leg>;
+    let legs = match peer_binding {
+        Some(binding) => {
+            with_binding = legs
+                .iter()
+                .cloned()
+                .map(|mut leg| {
+                    leg.vars.extend(binding.iter().cloned());
+                    leg
+                })
+                .collect();
+            &with_binding[..]
+        }
+        None => legs,
+    };
     let dial = dial_string(legs, strategy, timeout);
     let completion = call.execute_long("bridge", &dial).await?;
     Ok(classify(&completion))

@@ -34,6 +34,7 @@ pub mod language;
 pub mod lookupcidname;
 pub mod media;
 pub mod menu;
+pub mod metaflow;
 pub mod noop;
 pub mod offnet;
 pub mod park;

@@ -11,7 +11,7 @@
 //! NO_ROUTE_DESTINATION) -> the cause child, then `sip:<code>`, then `_`; with none of those, the
 //! call is hung up with the carrier's cause (Kazoo: default response + stop).
 
-use super::bridge::{self, BridgeResult, Leg, Strategy};
+use super::bridge::{self, BridgeResult, Leg, Strategy, leg_value};
 use super::{CallflowModule, Next};
 use crate::callflow::model::Node;
 use crate::engine::call::{Call, CallEnded};
@@ -143,15 +143,18 @@ pub fn gateway_legs(
                 dialled,
                 text(gateway, "suffix").unwrap_or_default()
             );
-            let mut vars = extra_vars.to_vec();
+            let mut vars: Vec<(String, String)> = extra_vars
+                .iter()
+                .map(|(k, v)| (k.clone(), leg_value(v)))
+                .collect();
             if let (Some(user), Some(password)) =
                 (text(gateway, "username"), text(gateway, "password"))
             {
-                vars.push(("sip_auth_username".into(), user.to_string()));
-                vars.push(("sip_auth_password".into(), password.to_string()));
+                vars.push(("sip_auth_username".into(), leg_value(user)));
+                vars.push(("sip_auth_password".into(), leg_value(password)));
             }
             if let Some(realm) = text(gateway, "realm") {
-                vars.push(("sip_auth_realm".into(), realm.to_string()));
+                vars.push(("sip_auth_realm".into(), leg_value(realm)));
             }
             legs.push(Leg {
                 dial: format!(
