@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod fakeswitch;
+pub mod loadgen;
 pub mod modules;
 pub mod store;
 pub mod telemetry;
