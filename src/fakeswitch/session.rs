@@ -591,8 +591,7 @@ impl Session {
     }
 
     fn is_execute(&self, raw: &RawCommand) -> bool {
-        raw.line.len() >= 7
-            && raw.line[..7].eq_ignore_ascii_case("sendmsg")
+        starts_with_ci(&raw.line, "sendmsg")
             && header(&raw.headers, "call-command")
                 .is_some_and(|c| c.eq_ignore_ascii_case("execute"))
             && self.ch.is_up()
@@ -610,7 +609,7 @@ impl Session {
             }
             self.disconnect_and_close(now);
         } else if starts("filter ") {
-            let text = self.filter(&line[7..]);
+            let text = self.filter(line.get(7..).unwrap_or_default());
             self.reply(now, idx, &text);
         } else if starts("resume") {
             self.tr.resume_requested = true;
@@ -652,7 +651,7 @@ impl Session {
                 }
             }
         } else if starts("divert_events") {
-            let v = lower[13..].trim();
+            let v = lower.get(13..).unwrap_or_default().trim();
             let text = if v.is_empty() {
                 "-ERR missing value."
             } else if v == "on" {
@@ -670,7 +669,7 @@ impl Session {
             // The listener writes the api reply first; whatever the command caused (events)
             // is queued and flushed after it (trace conn07: `+OK` before the playback's
             // EXECUTE_COMPLETE).
-            let (body, action) = self.api(line[4..].trim(), now);
+            let (body, action) = self.api(line.get(4..).unwrap_or_default().trim(), now);
             self.api_reply(now, idx, &body);
             self.api_action(now, action);
         } else if starts("bgapi ") {
@@ -685,7 +684,7 @@ impl Session {
             if let Some(c) = self.tr.commands.get_mut(idx) {
                 c.reply = Some(format!("+OK Job-UUID: {job}"));
             }
-            let cmdline = line[6..].trim().to_string();
+            let cmdline = line.get(6..).unwrap_or_default().trim().to_string();
             let (result, action) = self.api(&cmdline, now);
             self.api_action(now, action);
             if self.wanted("BACKGROUND_JOB") {
@@ -740,7 +739,7 @@ impl Session {
                 None => self.reply(now, idx, "-ERR invalid log level"),
             }
         } else if starts("linger") {
-            let arg = line[6..].trim();
+            let arg = line.get(6..).unwrap_or_default().trim();
             let secs = if line.as_bytes().get(6) == Some(&b' ') && !arg.is_empty() {
                 Some(atoi(arg))
             } else {
@@ -2226,6 +2225,13 @@ impl Session {
     }
 }
 
+/// ASCII case-insensitive prefix test that cannot panic on a multi-byte character.
+fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|b| b.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -2367,6 +2373,194 @@ mod tests {
         assert_eq!(atoi("3 seconds"), 3);
         assert_eq!(atoi("x"), 0);
         assert_eq!(atoi("99999999999999999999999"), i64::MAX);
+    }
+
+    /// Random command soup and random time jumps: never a panic, the transcript stays sane.
+    #[test]
+    fn random_input_never_panics() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let verbs = [
+            "connect",
+            "myevents",
+            "myevents json",
+            "linger",
+            "linger 2",
+            "nolinger",
+            "resume",
+            "getvar",
+            "getvar uuid",
+            "event plain ALL",
+            "event",
+            "nixevent ALL",
+            "noevents",
+            "filter Event-Name DTMF",
+            "filter delete all",
+            "divert_events on",
+            "log info",
+            "nolog",
+            "api",
+            "bgapi uptime",
+            "sendevent CUSTOM",
+            "noop",
+            "\u{fffd}\u{fffd}",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+        ];
+        let apis = [
+            "uuid_break ME all",
+            "uuid_break ME",
+            "uuid_kill ME USER_BUSY",
+            "uuid_getvar ME x",
+            "uuid_setvar ME a b",
+            "uuid_transfer ME -bleg",
+            "uuid_transfer ME 100 XML x",
+            "uuid_answer ME",
+            "sched_hangup +0 ME",
+            "uptime",
+            "status",
+            "bogus",
+            "",
+        ];
+        let args = [
+            "",
+            "x",
+            "foo=bar",
+            "^^:a=1:b=2",
+            "1 4 f v 100 # 50",
+            "1 4",
+            "4 4 3 100 # p i v \\d+ 50",
+            "4 4 3 100 # p i v ( 50",
+            "user/busy",
+            "200",
+            "486 Busy",
+            "180",
+            "183",
+            "2000 XML d",
+            "-5",
+            "99999999999999999999",
+            "${foo}${",
+            "USER_BUSY",
+            "bogus_cause",
+            "+1 ME",
+        ];
+        let apps = super::super::apps::DEFAULT_KNOWN_APPS;
+        let (mut started, mut completed, mut hangups, mut dtmf) = (0, 0, 0, 0);
+        for seed in 0..400u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let script = CallScript::new("1000")
+                .media_time(Duration::from_millis(rng.gen_range(0..50)))
+                .dtmf("1@5ms,#@20ms,2@read+1ms")
+                .unwrap_or_else(|_| CallScript::new("1000"))
+                .hangup_after(Duration::from_millis(rng.gen_range(0..4000)))
+                .bridge("busy", BridgeOutcome::failed("USER_BUSY"))
+                .fault(Fault::FloodEvents {
+                    after_command: 3,
+                    count: 2,
+                });
+            let mut now = Instant::now();
+            let mut s = Session::new(script, now);
+            let me = s.channel().uuid().to_string();
+            s.on_command(
+                RawCommand {
+                    line: "connect".into(),
+                    headers: Vec::new(),
+                    body: None,
+                },
+                now,
+            );
+            for _ in 0..rng.gen_range(1..40) {
+                let verb = verbs[rng.gen_range(0..verbs.len())];
+                let mut headers = Vec::new();
+                let mut line = verb.to_string();
+                if verb == "api" {
+                    line = format!(
+                        "api {}",
+                        apis[rng.gen_range(0..apis.len())].replace("ME", &me)
+                    );
+                } else if verb == "sendmsg" {
+                    let cc = [
+                        "execute", "execute", "execute", "execute", "execute", "execute", "hangup",
+                        "xferext", "",
+                    ][rng.gen_range(0..9)];
+                    headers.push(("call-command".to_string(), cc.to_string()));
+                    let app = if rng.gen_bool(0.1) {
+                        "no_such_app"
+                    } else {
+                        apps[rng.gen_range(0..apps.len())]
+                    };
+                    headers.push(("execute-app-name".into(), app.into()));
+                    headers.push((
+                        "execute-app-arg".into(),
+                        args[rng.gen_range(0..args.len())].replace("ME", &me),
+                    ));
+                    if rng.gen_bool(0.7) {
+                        headers.push(("event-lock".into(), "true".into()));
+                    }
+                    if rng.gen_bool(0.1) {
+                        headers.push(("loops".into(), "-1".into()));
+                    }
+                    headers.push(("hangup-cause".into(), "CALL_REJECTED".into()));
+                }
+                s.on_command(
+                    RawCommand {
+                        line,
+                        headers,
+                        body: None,
+                    },
+                    now,
+                );
+                now += Duration::from_millis(rng.gen_range(0..120));
+                s.run_due(now);
+                while s.flood_remaining > 0 {
+                    s.flood(now, 10);
+                }
+                s.out.clear();
+                if s.closing().is_some() {
+                    break;
+                }
+                if rng.gen_bool(0.01) {
+                    s.on_command(
+                        RawCommand {
+                            line: "exit".into(),
+                            headers: Vec::new(),
+                            body: None,
+                        },
+                        now,
+                    );
+                }
+            }
+            s.on_eof(now);
+            let tr = s.into_transcript(now);
+            assert!(tr.end.is_some(), "seed {seed}");
+            for a in &tr.apps {
+                assert!(a.completed.is_none_or(|c| c >= a.started), "seed {seed}");
+            }
+            started += tr.apps.len();
+            completed += tr.apps.iter().filter(|a| a.completed.is_some()).count();
+            hangups += usize::from(tr.hangup.is_some());
+            dtmf += tr.dtmf.len();
+        }
+        assert!(
+            started > 400 && completed > 300,
+            "{started} started, {completed} done"
+        );
+        assert!(
+            hangups > 100 && dtmf > 50,
+            "{hangups} hangups, {dtmf} digits"
+        );
     }
 
     #[test]
