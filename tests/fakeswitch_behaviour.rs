@@ -657,6 +657,12 @@ async fn json_events_and_turnarounds() {
     );
     assert!(tr.turnarounds.len() >= 3, "{:?}", tr.turnarounds);
     assert!(tr.turnaround_quantile(0.5).is_some());
+    let timeline = tr.render();
+    assert!(
+        timeline.contains(">> sendmsg execute playback \"ivr/x.wav\""),
+        "{timeline}"
+    );
+    assert!(timeline.contains("<< CHANNEL_EXECUTE_COMPLETE playback -> FILE PLAYED"));
 }
 
 #[tokio::test]
@@ -876,4 +882,85 @@ async fn manual_switch_is_parsed_by_the_client() {
             "CHANNEL_HANGUP_COMPLETE"
         ]
     );
+}
+
+/// Load-generator smoke test: many concurrent fake calls against a minimal pipelining
+/// controller. Run with `cargo test --release --test fakeswitch_behaviour throughput --
+/// --ignored --nocapture`; prints calls per second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput() {
+    let calls: usize = std::env::var("CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let controller = tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..calls {
+            let Ok((mut s, _)) = listener.accept().await else {
+                break;
+            };
+            tasks.spawn(async move {
+                let _ = s.set_nodelay(true);
+                let cmds = "connect\n\nmyevents\n\nsendmsg\ncall-command: execute\nexecute-app-name: answer\nevent-uuid: a\nevent-lock: true\n\nsendmsg\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: silence_stream://0\nevent-uuid: b\nevent-lock: true\n\nsendmsg\ncall-command: execute\nexecute-app-name: hangup\nevent-uuid: c\nevent-lock: true\n\n";
+                let _ = s.write_all(cmds.as_bytes()).await;
+                let mut sink = Vec::new();
+                let _ = s.read_to_end(&mut sink).await;
+                sink.len()
+            });
+        }
+        let mut bytes = 0;
+        while let Some(r) = tasks.join_next().await {
+            bytes += r.unwrap_or(0);
+        }
+        bytes
+    });
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    let mut fakes = tokio::task::JoinSet::new();
+    let concurrency = 200;
+    let mut launched = 0;
+    let mut done = 0;
+    let mut failures = 0;
+    while done < calls {
+        while launched < calls && launched - done < concurrency {
+            fakes.spawn(dial(addr, CallScript::new("1000").lean()));
+            launched += 1;
+        }
+        match fakes.join_next().await {
+            Some(Ok(Ok(tr))) => {
+                if tr.hangup_cause() != Some("NORMAL_CLEARING") {
+                    failures += 1;
+                }
+            }
+            _ => failures += 1,
+        }
+        done += 1;
+    }
+    let elapsed = started.elapsed();
+    let bytes = controller.await.expect("controller");
+    let cpu = process_cpu().saturating_sub(cpu_before);
+    eprintln!(
+        "{calls} calls in {elapsed:?}: {:.0} calls/s, {:.1} MB/s of ESL, {failures} failures, \
+         {:.3} ms CPU per call (fake + test controller + kernel)",
+        calls as f64 / elapsed.as_secs_f64(),
+        bytes as f64 / elapsed.as_secs_f64() / 1e6,
+        cpu.as_secs_f64() * 1000.0 / calls as f64
+    );
+    assert_eq!(failures, 0);
+}
+
+/// User + system CPU time of this process (Linux `/proc/self/stat`; zero elsewhere).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 (utime, stime) are at offsets 11 and 12 after the command name.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
