@@ -618,6 +618,51 @@ async fn missing_files_and_unknown_apis_and_replies() {
 }
 
 #[tokio::test]
+async fn apis_the_engine_uses() {
+    let mut c = start(CallScript::new("1000")).await;
+    let me = c.setup(None).await;
+    c.run("answer", "").await;
+    let body = |r: freeswitch_esl_tokio::EslResponse| r.body().unwrap_or_default().to_string();
+    let show = body(c.client.api("show channels").await.expect("api"));
+    assert!(show.starts_with("uuid,direction,"), "{show}");
+    assert!(
+        show.contains(&me) && show.ends_with("\n1 total.\n"),
+        "{show}"
+    );
+    let lots = body(c.client.api("valet_info 7000").await.expect("api"));
+    assert!(lots.contains("<lot name=\"7000\">"), "{lots}");
+    let hold = body(
+        c.client
+            .api(&format!("uuid_hold off {me}"))
+            .await
+            .expect("api"),
+    );
+    assert_eq!(hold, "+OK Success\n");
+    let other = body(
+        c.client
+            .api("uuid_kill 00000000-0000-0000-0000-000000000000")
+            .await
+            .expect("api"),
+    );
+    assert_eq!(other, "-ERR No such channel!\n");
+    // uuid_broadcast queues the app on the channel; it runs with a random Application-UUID.
+    let sent = body(
+        c.client
+            .api(&format!("uuid_broadcast {me} ivr/beep.wav aleg"))
+            .await
+            .expect("api"),
+    );
+    assert_eq!(sent, "+OK Message sent\n");
+    let done = c
+        .wait("broadcast playback", |e| {
+            name(e) == "CHANNEL_EXECUTE_COMPLETE" && e.header_str("Application") == Some("playback")
+        })
+        .await;
+    assert_eq!(done.header_str("Application-Data"), Some("ivr/beep.wav"));
+    c.finish().await;
+}
+
+#[tokio::test]
 async fn controller_closing_mid_call_hands_back_to_the_dialplan() {
     let script = CallScript::new("1000").file_duration("long", Duration::from_secs(30));
     let mut c = start(script).await;

@@ -415,7 +415,7 @@ impl Session {
                 }
             }
         };
-        if self.start.is_none() {
+        if self.tr.commands.is_empty() {
             consider(Some(self.first_cmd_deadline), Timer::FirstCommand);
         }
         consider(Some(self.safety_at), Timer::Safety);
@@ -1100,12 +1100,96 @@ impl Session {
                 }
                 ("+OK\n".into(), ApiAction::Transfer(dest.join(" ")))
             }
-            "uuid_send_dtmf" | "uuid_record" | "uuid_displace" | "uuid_broadcast" | "uuid_hold"
-            | "uuid_park" => {
+            "uuid_hold" => {
+                // `uuid_hold [off|toggle] <uuid>`.
+                let mut u = args.next();
+                if u.is_some_and(|a| a == "off" || a == "toggle") {
+                    u = args.next();
+                }
+                if !ours(u, &me) {
+                    return no_channel();
+                }
+                ("+OK Success\n".into(), none)
+            }
+            "uuid_broadcast" => {
+                // `uuid_broadcast <uuid> <path|app::args> [aleg|bleg|both]`: queued on the
+                // channel like a sendmsg execute (random Application-UUID).
+                if !ours(args.next(), &me) {
+                    return no_channel();
+                }
+                let rest: Vec<&str> = args.collect();
+                let (what, legs) = match rest.split_last() {
+                    Some((l, head)) if matches!(*l, "aleg" | "bleg" | "both" | "holdb") => {
+                        (head.join(" "), *l)
+                    }
+                    _ => (rest.join(" "), "aleg"),
+                };
+                let what = what.trim_matches('\'').to_string();
+                if what.is_empty() {
+                    return ("-USAGE: <uuid> <path> [aleg|bleg|both]\n".into(), none);
+                }
+                if legs != "bleg" && self.ch.is_up() && !self.transferred {
+                    let (app, arg) = match what.split_once("::") {
+                        Some((a, b)) => (a.to_string(), b.to_string()),
+                        None => ("playback".to_string(), what.clone()),
+                    };
+                    let cmd = self.tr.commands.len().saturating_sub(1);
+                    self.queue.push_back(Queued::Execute(Exec {
+                        cmd,
+                        app,
+                        arg,
+                        uuid: None,
+                        uuid_name: None,
+                        lock: true,
+                        loops: 1,
+                    }));
+                    self.schedule(now);
+                }
+                ("+OK Message sent\n".into(), none)
+            }
+            "uuid_send_dtmf" | "uuid_record" | "uuid_displace" | "uuid_park" => {
                 if !ours(args.next(), &me) {
                     return no_channel();
                 }
                 ("+OK Success\n".into(), none)
+            }
+            "show" if arg.starts_with("channels") => {
+                // One row: this channel (the columns `show channels` prints, abridged values).
+                let up = self.ch.is_up();
+                let row = if up {
+                    format!(
+                        "{me},inbound,,{},{},CS_EXECUTE,{},{},127.0.0.1,{},{},,XML,{},PCMU,8000,64000,PCMU,8000,64000,,vm,,,,{},,,,{me},,,,,,,,\n",
+                        self.since(now).as_secs(),
+                        self.ch.channel_name(),
+                        self.s.channel.caller_id_name,
+                        self.s.channel.caller_id_number,
+                        self.s.channel.destination_number,
+                        self.ch.var("current_application").unwrap_or_default(),
+                        self.s.channel.context,
+                        if self.ch.is_answered() {
+                            "ACTIVE"
+                        } else {
+                            "RINGING"
+                        },
+                    )
+                } else {
+                    String::new()
+                };
+                (
+                    format!(
+                        "uuid,direction,created,created_epoch,name,state,cid_name,cid_num,ip_addr,dest,application,application_data,dialplan,context,read_codec,read_rate,read_bit_rate,write_codec,write_rate,write_bit_rate,secure,hostname,presence_id,presence_data,accountcode,callstate,callee_name,callee_num,callee_direction,call_uuid,sent_callee_name,sent_callee_num,initial_cid_name,initial_cid_num,initial_ip_addr,initial_dest,initial_dialplan,initial_context\n{row}\n{} total.\n",
+                        usize::from(up)
+                    ),
+                    none,
+                )
+            }
+            "valet_info" => {
+                // Empty lots: nobody else is parked on a one-channel switch.
+                let lot = args.next().unwrap_or("default");
+                (
+                    format!("<lots>\n  <lot name=\"{lot}\">\n  </lot>\n</lots>\n"),
+                    none,
+                )
             }
             "sched_hangup" => {
                 // `sched_hangup +<secs> <uuid> [cause]` (reply text not verified on a switch).
