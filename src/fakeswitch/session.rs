@@ -221,8 +221,8 @@ impl Session {
     pub fn new(script: CallScript, now: Instant) -> Self {
         let ch = Channel::new(&script.channel);
         let known = script.known_apps.iter().cloned().collect();
-        let first_cmd_deadline = now + script.first_command_timeout;
-        let safety_at = now + script.max_duration;
+        let first_cmd_deadline = after(now, script.first_command_timeout);
+        let safety_at = after(now, script.max_duration);
         let tr = Transcript {
             uuid: ch.uuid().to_string(),
             ..Transcript::default()
@@ -905,15 +905,15 @@ impl Session {
         }
         self.start = Some(now);
         self.tr.connected_at = Some(self.since(now));
-        self.caller_hangup_at = self.s.hangup_after.map(|d| now + d);
+        self.caller_hangup_at = self.s.hangup_after.map(|d| after(now, d));
         for f in &self.s.faults {
             if let Fault::DropAfter(d) = f {
-                self.drop_at = Some(now + *d);
+                self.drop_at = Some(after(now, *d));
             }
         }
         for d in self.s.dtmf.clone() {
             match d.at {
-                DtmfAt::CallTime(t) => self.dtmf.push((now + t, d.digit)),
+                DtmfAt::CallTime(t) => self.dtmf.push((after(now, t), d.digit)),
                 DtmfAt::AppStart { .. } => self.anchored.push(d),
             }
         }
@@ -1202,7 +1202,7 @@ impl Session {
                     .next()
                     .and_then(apps::cause_name)
                     .unwrap_or_else(|| "ALLOTTED_TIMEOUT".into());
-                self.sched_hangup = Some((now + Duration::from_secs(secs), cause));
+                self.sched_hangup = Some((after(now, Duration::from_secs(secs)), cause));
                 ("+OK\n".into(), none)
             }
             other => (format!("-ERR {other} Command not found!\n"), none),
@@ -1239,7 +1239,7 @@ impl Session {
             && !self.queue.is_empty()
             && self.can_dequeue()
         {
-            self.next_start = Some(now + delay);
+            self.next_start = Some(after(now, delay));
         }
     }
 
@@ -1361,7 +1361,7 @@ impl Session {
             if hit {
                 let d = self.anchored.remove(i);
                 if let DtmfAt::AppStart { offset, .. } = d.at {
-                    self.dtmf.push((now + offset, d.digit));
+                    self.dtmf.push((after(now, offset), d.digit));
                 }
             } else {
                 i += 1;
@@ -1457,7 +1457,7 @@ impl Session {
                 let deadline = if app == "endless_playback" {
                     None
                 } else {
-                    Some(now + self.s.file_time(&data))
+                    Some(after(now, self.s.file_time(&data)))
                 };
                 set_kind(self, Kind::Playback, deadline);
             }
@@ -1466,11 +1466,15 @@ impl Session {
                     .s
                     .app_time(&app)
                     .unwrap_or_else(|| self.s.file_time(&data));
-                set_kind(self, Kind::Prompt, Some(now + d));
+                set_kind(self, Kind::Prompt, Some(after(now, d)));
             }
             "sleep" => {
                 let ms = data.trim().parse::<u64>().unwrap_or(0);
-                set_kind(self, Kind::Timed, Some(now + Duration::from_millis(ms)));
+                set_kind(
+                    self,
+                    Kind::Timed,
+                    Some(after(now, Duration::from_millis(ms))),
+                );
             }
             "conference" | "record" | "wait_for_silence" | "detect_speech" => {
                 let mut d = self.s.app_time(&app).unwrap_or(media);
@@ -1481,10 +1485,10 @@ impl Session {
                         }
                     }
                 }
-                set_kind(self, Kind::Timed, Some(now + d));
+                set_kind(self, Kind::Timed, Some(after(now, d)));
             }
             "park" | "echo" | "valet_park" => {
-                let d = self.s.app_time(&app).map(|d| now + d);
+                let d = self.s.app_time(&app).map(|d| after(now, d));
                 set_kind(self, Kind::Block, d);
             }
             "set" | "export" => {
@@ -1546,7 +1550,7 @@ impl Session {
                             try_no: 0,
                             phase: ReadPhase::Prompt,
                         };
-                        set_kind(self, Kind::Read(Box::new(st)), Some(now + prompt));
+                        set_kind(self, Kind::Read(Box::new(st)), Some(after(now, prompt)));
                     }
                 }
             }
@@ -1566,7 +1570,7 @@ impl Session {
                     talking: false,
                     callee: channel::new_uuid(),
                 };
-                set_kind(self, Kind::Bridge(Box::new(st)), Some(now + ring));
+                set_kind(self, Kind::Bridge(Box::new(st)), Some(after(now, ring)));
             }
             "hangup" => {
                 let cause = if data.trim().is_empty() {
@@ -1634,7 +1638,7 @@ impl Session {
                     .next()
                     .and_then(apps::cause_name)
                     .unwrap_or_else(|| "ALLOTTED_TIMEOUT".into());
-                self.sched_hangup = Some((now + Duration::from_secs(secs), cause));
+                self.sched_hangup = Some((after(now, Duration::from_secs(secs)), cause));
                 self.complete_top(now, None);
             }
             "break" => {
@@ -1644,7 +1648,7 @@ impl Session {
                 // record_session, log, info, noop, intercept, ... : instant, `_none_`.
                 let d = self.s.app_time(&app);
                 match d {
-                    Some(d) => set_kind(self, Kind::Timed, Some(now + d)),
+                    Some(d) => set_kind(self, Kind::Timed, Some(after(now, d))),
                     None => self.complete_top(now, None),
                 }
             }
@@ -1716,7 +1720,7 @@ impl Session {
     fn resume_parent(&mut self, now: Instant) {
         if let Some(parent) = self.stack.last_mut() {
             if let Some(left) = parent.paused_left.take() {
-                parent.deadline = left.map(|l| now + l);
+                parent.deadline = left.map(|l| after(now, l));
                 if let Some(since) = parent.paused_since.take() {
                     parent.paused_total += now.saturating_duration_since(since);
                 }
@@ -1783,7 +1787,7 @@ impl Session {
             Kind::Read(st) => match st.phase {
                 ReadPhase::Prompt => {
                     st.phase = ReadPhase::Wait;
-                    top.deadline = Some(now + st.c.timeout);
+                    top.deadline = Some(after(now, st.c.timeout));
                 }
                 ReadPhase::Wait => self.finish_try(now, None, true),
                 ReadPhase::Invalid => {
@@ -1792,7 +1796,7 @@ impl Session {
                     let file = st.c.file.clone();
                     let t = self.prompt_time(&file);
                     if let Some(top) = self.stack.last_mut() {
-                        top.deadline = Some(now + t);
+                        top.deadline = Some(after(now, t));
                     }
                 }
             },
@@ -1847,13 +1851,13 @@ impl Session {
                 st.phase = ReadPhase::Invalid;
                 let t = self.prompt_time(&invalid);
                 if let Some(top) = self.stack.last_mut() {
-                    top.deadline = Some(now + t);
+                    top.deadline = Some(after(now, t));
                 }
             } else {
                 st.phase = ReadPhase::Prompt;
                 let t = self.prompt_time(&c.file);
                 if let Some(top) = self.stack.last_mut() {
-                    top.deadline = Some(now + t);
+                    top.deadline = Some(after(now, t));
                 }
             }
             return;
@@ -1932,7 +1936,7 @@ impl Session {
                         if let Kind::Bridge(st) = &mut top.kind {
                             st.talking = true;
                         }
-                        top.deadline = Some(now + talk);
+                        top.deadline = Some(after(now, talk));
                     }
                 }
             }
@@ -2036,7 +2040,7 @@ impl Session {
                     self.finish_try(now, None, false);
                 } else {
                     st.phase = ReadPhase::Wait;
-                    top.deadline = Some(now + st.c.digit_timeout);
+                    top.deadline = Some(after(now, st.c.digit_timeout));
                 }
             }
             _ => {}
@@ -2084,7 +2088,7 @@ impl Session {
             Kind::Read(st) => {
                 if st.phase == ReadPhase::Prompt {
                     st.phase = ReadPhase::Wait;
-                    top.deadline = Some(now + st.c.timeout);
+                    top.deadline = Some(after(now, st.c.timeout));
                 } else {
                     self.finish_try(now, None, true);
                 }
@@ -2123,7 +2127,7 @@ impl Session {
         }
         self.next_start = None;
         self.finish_socket_app(now);
-        self.transfer_hangup_at = Some(now + self.s.transfer_hangup_after);
+        self.transfer_hangup_at = Some(after(now, self.s.transfer_hangup_after));
     }
 
     // ---------------------------------------------------------------- hangup and close
@@ -2238,8 +2242,11 @@ impl Session {
                 self.record(now, start, f);
                 if secs >= 0 {
                     // Trace conn05: `linger 3` closed ~3.5 s after the notice.
-                    self.linger_close_at =
-                        Some(now + Duration::from_secs(secs as u64) + Duration::from_millis(500));
+                    self.linger_close_at = Some(after(
+                        now,
+                        Duration::from_secs(secs.max(0) as u64)
+                            .saturating_add(Duration::from_millis(500)),
+                    ));
                 }
             }
             None => self.disconnect_and_close(now),
@@ -2307,6 +2314,13 @@ impl Session {
         self.tr.end = self.close.take();
         self.tr
     }
+}
+
+/// `now + d`, saturating: durations come from the controller (`sleep 18446744073709551615`,
+/// `linger 99999999999`) and must not overflow the clock. Anything beyond a year is a year.
+fn after(now: Instant, d: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    now.checked_add(d.min(YEAR)).unwrap_or(now)
 }
 
 /// ASCII case-insensitive prefix test that cannot panic on a multi-byte character.
@@ -2406,7 +2420,7 @@ where
         }
         let deadline = sess
             .next_deadline()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            .unwrap_or_else(|| after(Instant::now(), Duration::from_secs(3600)));
         tokio::select! {
             r = rd.read_buf(&mut inbuf) => match r {
                 Ok(0) => eof = true,
