@@ -3,8 +3,8 @@
 //! the machine is shared and slow.
 
 use callflowd::fakeswitch::{
-    BridgeOutcome, CallEnd, CallScript, ChannelProfile, Fault, HangupBy, ManualSwitch, SentFrame,
-    Transcript, dial, wire,
+    BridgeOutcome, CallEnd, CallScript, ChannelProfile, DtmfAt, Fault, HangupBy, ManualSwitch,
+    SentFrame, Transcript, dial, wire,
 };
 use freeswitch_esl_tokio::{EslClient, EslEvent, EslEventStream, EventFormat};
 use std::time::{Duration, Instant};
@@ -659,6 +659,41 @@ async fn apis_the_engine_uses() {
         })
         .await;
     assert_eq!(done.header_str("Application-Data"), Some("ivr/beep.wav"));
+    c.finish().await;
+}
+
+#[tokio::test]
+async fn injected_events_stand_in_for_a_far_end_bind_digit_action() {
+    // What the far end's `bind_digit_action ...,metaflow,peer,self,peer` reports during a
+    // bridge, 300 ms after it started (the fake has no B-leg to run the digit matcher).
+    let script = CallScript::new("1000")
+        .bridge("*", BridgeOutcome::answered(Duration::from_secs(1)))
+        .event_at(
+            DtmfAt::AppStart {
+                app: "bridge".into(),
+                nth: 1,
+                offset: Duration::from_millis(300),
+            },
+            "CHANNEL_DATA",
+            &[("metaflow", "peer"), ("digits", "*12")],
+        );
+    let mut c = start(script).await;
+    c.setup(None).await;
+    let b = c.send("bridge", "user/1001@example.com", true).await;
+    let data = c.wait("CHANNEL_DATA", |e| name(e) == "CHANNEL_DATA").await;
+    assert_eq!(data.header_str("metaflow"), Some("peer"));
+    assert_eq!(data.header_str("digits"), Some("*12"));
+    c.complete(&b).await;
+    let names = c.names();
+    let bridge = names
+        .iter()
+        .position(|n| n == "CHANNEL_BRIDGE")
+        .expect("bridge");
+    let injected = names
+        .iter()
+        .position(|n| n == "CHANNEL_DATA")
+        .expect("data");
+    assert!(bridge < injected);
     c.finish().await;
 }
 

@@ -131,6 +131,10 @@
 //!   `Application-Response: _none_` like stock mod_dptools (only mod_kazoo's bridge puts the
 //!   cause there): **read the cause from `originate_disposition` / `DIALSTATUS` /
 //!   `originate_failed_cause`, not from Application-Response.**
+//! * **No digit machine.** `bind_digit_action` / `bind_meta_app` are accepted and do nothing,
+//!   and there is no far end to press digits. Script what they would report with
+//!   [`CallScript::event_at`] (e.g. CHANNEL_DATA `metaflow: peer`, `digits: *12` 300 ms into a
+//!   bridge); `divert_events` is answered but does not change delivery.
 //! * **Apps.** Apps without a model (e.g. `log`, `info`, `record_session`, `intercept`) complete
 //!   at once with `_none_`; `park`, `echo`, `valet_park` block until hangup, break or transfer;
 //!   `conference`, `record` block for [`CallScript::app_durations`] (else `media_time`).
@@ -188,7 +192,8 @@ pub mod wire;
 pub use channel::{Channel, ChannelKind, ChannelProfile, Format};
 pub use manual::ManualSwitch;
 pub use script::{
-    BridgeOutcome, BridgeRule, CallScript, DtmfAt, Fault, ScriptError, ScriptedDtmf, Side,
+    BridgeOutcome, BridgeRule, CallScript, DtmfAt, Fault, ScriptError, ScriptedDtmf, ScriptedEvent,
+    Side,
 };
 pub use session::run_call;
 pub use transcript::{

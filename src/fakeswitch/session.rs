@@ -8,7 +8,7 @@
 use super::apps::{self, Collect};
 use super::channel::{self, Calling, Channel, ChannelKind, EventShape, Format, NO_VARS, WITH_VARS};
 use super::command::{self, RawCommand};
-use super::script::{BridgeOutcome, CallScript, DtmfAt, Fault, ScriptedDtmf, Side};
+use super::script::{BridgeOutcome, CallScript, DtmfAt, Fault, ScriptedEvent, Side};
 use super::transcript::{CallEnd, ExecutedApp, Hangup, HangupBy, Received, SentFrame, Transcript};
 use super::wire;
 use bytes::BytesMut;
@@ -162,6 +162,13 @@ impl Running {
     }
 }
 
+/// A scripted digit or event waiting for its anchor.
+#[derive(Debug, Clone)]
+enum Scripted {
+    Dtmf(char),
+    Event(ScriptedEvent),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     FirstCommand,
@@ -172,6 +179,7 @@ enum Timer {
     SchedHangup,
     TransferHangup,
     Dtmf,
+    Inject,
     AppDeadline,
     AppStart,
 }
@@ -196,7 +204,10 @@ pub struct Session {
     stack: Vec<Running>,
     next_start: Option<Instant>,
     dtmf: Vec<(Instant, char)>,
-    anchored: Vec<ScriptedDtmf>,
+    /// Digits and events anchored on app starts, not yet due.
+    anchored: Vec<(DtmfAt, Scripted)>,
+    /// Injected events with their times.
+    injected: Vec<(Instant, ScriptedEvent)>,
     app_counts: HashMap<String, usize>,
     known: HashSet<String>,
     caller_hangup_at: Option<Instant>,
@@ -245,6 +256,7 @@ impl Session {
             next_start: None,
             dtmf: Vec::new(),
             anchored: Vec::new(),
+            injected: Vec::new(),
             app_counts: HashMap::new(),
             known,
             caller_hangup_at: None,
@@ -429,6 +441,7 @@ impl Session {
             );
             consider(self.transfer_hangup_at, Timer::TransferHangup);
             consider(self.dtmf.iter().map(|(t, _)| *t).min(), Timer::Dtmf);
+            consider(self.injected.iter().map(|(t, _)| *t).min(), Timer::Inject);
             consider(
                 self.stack.last().and_then(|r| r.deadline),
                 Timer::AppDeadline,
@@ -496,6 +509,23 @@ impl Session {
                     {
                         let (_, digit) = self.dtmf.remove(i);
                         self.on_dtmf(now, digit);
+                    }
+                }
+                Timer::Inject => {
+                    if let Some(i) = self
+                        .injected
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, (t, _))| *t)
+                        .map(|(i, _)| i)
+                    {
+                        let (_, ev) = self.injected.remove(i);
+                        let tail: Vec<(&str, &str)> = ev
+                            .headers
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        self.emit(now, &ev.name, channel::AT_EXEC, WITH_VARS, &tail);
                     }
                 }
                 Timer::AppDeadline => {
@@ -914,7 +944,13 @@ impl Session {
         for d in self.s.dtmf.clone() {
             match d.at {
                 DtmfAt::CallTime(t) => self.dtmf.push((after(now, t), d.digit)),
-                DtmfAt::AppStart { .. } => self.anchored.push(d),
+                at @ DtmfAt::AppStart { .. } => self.anchored.push((at, Scripted::Dtmf(d.digit))),
+            }
+        }
+        for e in self.s.events.clone() {
+            match &e.at {
+                DtmfAt::CallTime(t) => self.injected.push((after(now, *t), e)),
+                DtmfAt::AppStart { .. } => self.anchored.push((e.at.clone(), Scripted::Event(e))),
             }
         }
     }
@@ -1356,12 +1392,15 @@ impl Session {
         };
         let mut i = 0;
         while i < self.anchored.len() {
-            let hit = matches!(&self.anchored[i].at,
+            let hit = matches!(&self.anchored[i].0,
                 DtmfAt::AppStart { app, nth, .. } if *app == ex.app && *nth == count);
             if hit {
-                let d = self.anchored.remove(i);
-                if let DtmfAt::AppStart { offset, .. } = d.at {
-                    self.dtmf.push((after(now, offset), d.digit));
+                let (at, what) = self.anchored.remove(i);
+                if let DtmfAt::AppStart { offset, .. } = at {
+                    match what {
+                        Scripted::Dtmf(d) => self.dtmf.push((after(now, offset), d)),
+                        Scripted::Event(e) => self.injected.push((after(now, offset), e)),
+                    }
                 }
             } else {
                 i += 1;
