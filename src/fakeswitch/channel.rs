@@ -222,6 +222,30 @@ pub fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
+/// One channel variable with its `variable_<name>: <encoded value>\n` line, encoded once when
+/// the variable is set (events re-send ~100 variables each; encoding them every time was the
+/// load generator's main cost).
+#[derive(Debug, Clone)]
+struct Var {
+    name: String,
+    value: String,
+    line: String,
+}
+
+impl Var {
+    fn new(name: &str, value: &str) -> Self {
+        let mut line = String::with_capacity(name.len() + value.len() + 16);
+        line.push_str("variable_");
+        line.push_str(name);
+        wire::push_plain_header_value(&mut line, value);
+        Var {
+            name: name.to_string(),
+            value: value.to_string(),
+            line,
+        }
+    }
+}
+
 /// The state of one fake channel.
 #[derive(Debug)]
 pub struct Channel {
@@ -232,7 +256,7 @@ pub struct Channel {
     caller_number: String,
     caller_name: String,
     context: String,
-    vars: Vec<(String, String)>,
+    vars: Vec<Var>,
     /// `Channel-State` (running state).
     running_state: &'static str,
     /// `Channel-State-Number` (the state; 10 once hung up even while running CS_EXECUTE).
@@ -252,7 +276,9 @@ pub struct Channel {
     // caches, indexed by Format as usize
     vars_cache: [Option<String>; 2],
     caller_cache: [Option<String>; 2],
-    date_cache: (i64, String, String),
+    state_cache: [Option<String>; 2],
+    /// Unix second, then the encoded Event-Date-Local/-GMT lines (plain, JSON).
+    date_cache: (i64, [String; 2]),
 }
 
 impl Channel {
@@ -291,7 +317,8 @@ impl Channel {
             bridged_us: 0,
             vars_cache: [None, None],
             caller_cache: [None, None],
-            date_cache: (-1, String::new(), String::new()),
+            state_cache: [None, None],
+            date_cache: (-1, [String::new(), String::new()]),
         };
         ch.initial_vars(profile);
         ch
@@ -328,7 +355,7 @@ impl Channel {
                     ("call_uuid", uuid),
                 ];
                 for (k, v) in list {
-                    self.vars.push((k.to_string(), v));
+                    self.vars.push(Var::new(k, &v));
                 }
             }
             ChannelKind::Sip => {
@@ -434,12 +461,12 @@ impl Channel {
                     ("call_uuid", uuid),
                 ];
                 for (k, v) in list {
-                    self.vars.push((k.to_string(), v));
+                    self.vars.push(Var::new(k, &v));
                 }
             }
         }
         if let Some(account) = &p.account_id {
-            self.vars.push(("account_id".into(), account.clone()));
+            self.vars.push(Var::new("account_id", account));
         }
         for (k, v) in &p.extra_vars {
             self.set_var(k, v);
@@ -472,13 +499,15 @@ impl Channel {
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .find(|v| v.name == name)
+            .map(|v| v.value.as_str())
     }
 
     /// All channel variables in FreeSWITCH's storage order.
-    pub fn vars(&self) -> &[(String, String)] {
-        &self.vars
+    pub fn vars(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + DoubleEndedIterator {
+        self.vars
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_str()))
     }
 
     /// Sets a variable the way `switch_channel_set_variable` does: delete, then append at the
@@ -486,14 +515,14 @@ impl Channel {
     pub fn set_var(&mut self, name: &str, value: &str) {
         self.unset_var(name);
         if !value.is_empty() {
-            self.vars.push((name.to_string(), value.to_string()));
+            self.vars.push(Var::new(name, value));
         }
         self.vars_cache = [None, None];
     }
 
     /// Deletes a variable.
     pub fn unset_var(&mut self, name: &str) {
-        if let Some(pos) = self.vars.iter().position(|(k, _)| k == name) {
+        if let Some(pos) = self.vars.iter().position(|v| v.name == name) {
             self.vars.remove(pos);
             self.vars_cache = [None, None];
         }
@@ -534,6 +563,11 @@ impl Channel {
 
     fn touch_caller(&mut self) {
         self.caller_cache = [None, None];
+        self.state_cache = [None, None];
+    }
+
+    fn touch_state(&mut self) {
+        self.state_cache = [None, None];
     }
 
     /// Early media: `Answer-State: early`, media variables, then (after the event)
@@ -558,6 +592,7 @@ impl Channel {
     /// After CHANNEL_PROGRESS_MEDIA fired.
     pub(crate) fn end_pre_answer(&mut self) {
         self.call_state = "EARLY";
+        self.touch_state();
     }
 
     /// Answer: `Answer-State: answered`, answered time. Returns false when already answered.
@@ -578,6 +613,7 @@ impl Channel {
     /// After CHANNEL_ANSWER fired: the call state becomes ACTIVE and the disposition ANSWER.
     pub(crate) fn end_answer(&mut self) {
         self.call_state = "ACTIVE";
+        self.touch_state();
         self.set_var("endpoint_disposition", "ANSWER");
     }
 
@@ -645,11 +681,13 @@ impl Channel {
         self.hangup_cause = Some(cause.to_string());
         self.answer_state = "hangup";
         self.state_number = 10;
+        self.touch_state();
     }
 
     /// CHANNEL_STATE CS_HANGUP.
     pub(crate) fn enter_cs_hangup(&mut self) {
         self.running_state = "CS_HANGUP";
+        self.touch_state();
     }
 
     /// CHANNEL_STATE CS_REPORTING: the call state becomes HANGUP and the hangup time is set.
@@ -823,29 +861,24 @@ impl Channel {
         }
     }
 
-    fn dates(&mut self) -> (i64, &str, &str) {
+    fn push_prefix(&mut self, s: &mut String, fmt: Format, name: &str, at: Calling) {
+        let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let us = now_us();
         let secs = us / 1_000_000;
         if self.date_cache.0 != secs {
-            let (l, g) = format_dates(secs);
-            self.date_cache = (secs, l, g);
+            let (local, gmt) = format_dates(secs);
+            let mut lines = [String::new(), String::new()];
+            for (i, fmt) in [Format::Plain, Format::Json].into_iter().enumerate() {
+                let mut h = Headers::new(&mut lines[i], fmt, false);
+                h.add("Event-Date-Local", &local);
+                h.add("Event-Date-GMT", &gmt);
+            }
+            self.date_cache = (secs, lines);
         }
-        (us, &self.date_cache.1, &self.date_cache.2)
-    }
-
-    fn push_prefix(&mut self, s: &mut String, fmt: Format, name: &str, at: Calling) {
-        let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let (us, local, gmt) = self.dates();
-        let (local, gmt) = (local.to_string(), gmt.to_string());
-        let mut h = Headers::new(s, fmt, true);
-        h.add("Event-Name", name);
-        h.add("Core-UUID", CORE_UUID);
-        h.add("FreeSWITCH-Hostname", HOSTNAME);
-        h.add("FreeSWITCH-Switchname", HOSTNAME);
-        h.add("FreeSWITCH-IPv4", IPV4);
-        h.add("FreeSWITCH-IPv6", IPV6);
-        h.add("Event-Date-Local", &local);
-        h.add("Event-Date-GMT", &gmt);
+        Headers::new(s, fmt, true).add("Event-Name", name);
+        s.push_str(identity(fmt));
+        s.push_str(&self.date_cache.1[fmt as usize]);
+        let mut h = Headers::new(s, fmt, false);
         h.add("Event-Date-Timestamp", &us.to_string());
         h.add("Event-Calling-File", at.0);
         h.add("Event-Calling-Function", at.1);
@@ -853,7 +886,19 @@ impl Channel {
         h.add("Event-Sequence", &seq.to_string());
     }
 
-    fn push_channel_block(&self, s: &mut String, fmt: Format) {
+    fn push_channel_block(&mut self, s: &mut String, fmt: Format) {
+        let i = fmt as usize;
+        if self.state_cache[i].is_none() {
+            let mut block = String::with_capacity(600);
+            self.render_state(&mut block, fmt);
+            self.state_cache[i] = Some(block);
+        }
+        if let Some(block) = &self.state_cache[i] {
+            s.push_str(block);
+        }
+    }
+
+    fn render_state(&self, s: &mut String, fmt: Format) {
         let mut h = Headers::new(s, fmt, false);
         h.add("Channel-State", self.running_state);
         h.add("Channel-Call-State", self.call_state);
@@ -954,15 +999,23 @@ impl Channel {
     fn push_vars_block(&mut self, s: &mut String, fmt: Format) {
         let i = fmt as usize;
         if self.vars_cache[i].is_none() {
-            let mut block = String::with_capacity(self.vars.len() * 48);
-            {
-                let mut h = Headers::new(&mut block, fmt, false);
-                let mut name = String::with_capacity(64);
-                for (k, v) in &self.vars {
-                    name.clear();
-                    name.push_str("variable_");
-                    name.push_str(k);
-                    h.add(&name, v);
+            let mut block =
+                String::with_capacity(self.vars.iter().map(|v| v.line.len()).sum::<usize>() + 64);
+            match fmt {
+                Format::Plain => {
+                    for v in &self.vars {
+                        block.push_str(&v.line);
+                    }
+                }
+                Format::Json => {
+                    let mut h = Headers::new(&mut block, fmt, false);
+                    let mut name = String::with_capacity(64);
+                    for v in &self.vars {
+                        name.clear();
+                        name.push_str("variable_");
+                        name.push_str(&v.name);
+                        h.add(&name, &v.value);
+                    }
                 }
             }
             self.vars_cache[i] = Some(block);
@@ -1085,6 +1138,24 @@ impl Channel {
         s.push('\n');
         out.extend_from_slice(s.as_bytes());
     }
+}
+
+/// The constant `Core-UUID` .. `FreeSWITCH-IPv6` lines, encoded once per format.
+fn identity(fmt: Format) -> &'static str {
+    static LINES: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let lines = LINES.get_or_init(|| {
+        let mut out = [String::new(), String::new()];
+        for (i, fmt) in [Format::Plain, Format::Json].into_iter().enumerate() {
+            let mut h = Headers::new(&mut out[i], fmt, false);
+            h.add("Core-UUID", CORE_UUID);
+            h.add("FreeSWITCH-Hostname", HOSTNAME);
+            h.add("FreeSWITCH-Switchname", HOSTNAME);
+            h.add("FreeSWITCH-IPv4", IPV4);
+            h.add("FreeSWITCH-IPv6", IPV6);
+        }
+        out
+    });
+    &lines[fmt as usize]
 }
 
 /// Appends headers in one format, tracking the JSON comma.
@@ -1223,7 +1294,7 @@ mod tests {
         let n = ch.vars().len();
         ch.set_var("direction", "inbound");
         assert_eq!(ch.vars().len(), n);
-        assert_eq!(ch.vars().last().map(|(k, _)| k.as_str()), Some("direction"));
+        assert_eq!(ch.vars().last().map(|(k, _)| k), Some("direction"));
         ch.set_var("direction", "");
         assert_eq!(ch.var("direction"), None);
     }

@@ -49,9 +49,14 @@
 //!   DTMF and CHANNEL_STATE without variables; `Hangup-Cause` twice in HANGUP_COMPLETE;
 //! * the variable order: setting a variable moves it to the end, as FreeSWITCH stores them, so
 //!   `current_application`, `current_loop`, `endpoint_disposition`... move like in the traces;
-//! * `+OK` before the CHANNEL_EXECUTE it causes; queued commands start after the park-loop delay
-//!   ([`CallScript::app_start_delay`]) one at a time; a running app without `event-lock` lets
-//!   the next queued command run nested inside it (the outer app pauses);
+//! * `+OK` before the CHANNEL_EXECUTE it causes; a command reaching the idle park loop starts
+//!   after the park-loop delay ([`CallScript::app_start_delay`]), commands already queued start
+//!   back to back as soon as the previous app completes (conn05: three pipelined executes, three
+//!   `+OK`, then answer/set/playback in the same millisecond); a running app without
+//!   `event-lock` lets the next queued command run nested inside it (the outer app pauses);
+//! * events caused by a command come after that command's reply: `api uuid_break` answers
+//!   `+OK` before the playback's EXECUTE_COMPLETE (conn07), likewise `uuid_kill`,
+//!   `uuid_transfer`, `uuid_answer`;
 //! * the answer sequence (SIP: EXECUTE, PROGRESS_MEDIA, ANSWER, EXECUTE_COMPLETE; loopback:
 //!   EXECUTE, ANSWER, EXECUTE_COMPLETE), media apps pre-answering an unanswered channel;
 //! * an unknown app: `+OK`, no EXECUTE events, `app_uuid` left set, hangup
@@ -69,7 +74,11 @@
 //!   as captured);
 //! * SIP caller BYE: `sip_term_status`, `proto_specific_hangup_cause`, `sip_term_cause` before
 //!   CHANNEL_HANGUP, `sip_hangup_disposition=recv_bye` before the app's completion (conn09);
-//!   `send_bye` when the switch hangs up (conn08).
+//!   `send_bye` when the switch hangs up (conn08); the caller's ACK re-sets the dialog
+//!   variables (`sip_to_tag`, `sip_cseq`, `sip_full_to`...) after the answer's completion.
+//!
+//! The fidelity tests replay all nine captures against the fake and require the same frame
+//! sequence and, in every event, the same header names *and variable names* in the same order.
 //!
 //! Modelled from FreeSWITCH's source (not in the traces):
 //! * `getvar` replies are cut at 511 bytes (the listener's 512-byte reply buffer);
@@ -122,6 +131,10 @@
 //!   `Application-Response: _none_` like stock mod_dptools (only mod_kazoo's bridge puts the
 //!   cause there): **read the cause from `originate_disposition` / `DIALSTATUS` /
 //!   `originate_failed_cause`, not from Application-Response.**
+//! * **No digit machine.** `bind_digit_action` / `bind_meta_app` are accepted and do nothing,
+//!   and there is no far end to press digits. Script what they would report with
+//!   [`CallScript::event_at`] (e.g. CHANNEL_DATA `metaflow: peer`, `digits: *12` 300 ms into a
+//!   bridge); `divert_events` is answered but does not change delivery.
 //! * **Apps.** Apps without a model (e.g. `log`, `info`, `record_session`, `intercept`) complete
 //!   at once with `_none_`; `park`, `echo`, `valet_park` block until hangup, break or transfer;
 //!   `conference`, `record` block for [`CallScript::app_durations`] (else `media_time`).
@@ -135,6 +148,18 @@
 //!   waits for the socket. A controller that does not read stalls the fake.
 //! * **Single channel.** `myevents` and `event ... ALL` deliver this channel's events only;
 //!   `api` knows this channel's uuid only (`-ERR No such channel!` otherwise).
+//!
+//! # Where the issue, the spec and the captures disagree (the captures win)
+//!
+//! * Connect reply size: the issue says "~150 variables, ~4 KB"; a captured SIP call has ~80
+//!   variables in ~155 headers (6.4 KB), a loopback call 17 variables (3.6 KB). The fake copies
+//!   the captures (SIP by default, [`CallScript::loopback`] for the other).
+//! * `DTMF-Source`: `RTP` on SIP calls, but `UNKNOWN` on the captured loopback call.
+//! * A failed bridge's `Application-Response` is `_none_` on stock FreeSWITCH (mod_dptools
+//!   never sets it; only mod_kazoo's bridge does); the cause is in the variables.
+//! * Spec A8 says events still queued (HANGUP_COMPLETE) are lost without linger; conn04 shows
+//!   them delivered before the disconnect notice.
+//! * `resume` answers `+OK` (mod_event_socket.c; not in the captures).
 //!
 //! # Why MockConnection is only the base of [`ManualSwitch`]
 //!
@@ -153,6 +178,8 @@
 //! percent-encoding, no `Content-Disposition` on notices). One task per call, event blocks
 //! cached per call: fit for the load generator.
 
+#![deny(missing_docs)]
+
 pub mod apps;
 pub mod channel;
 pub mod command;
@@ -165,7 +192,8 @@ pub mod wire;
 pub use channel::{Channel, ChannelKind, ChannelProfile, Format};
 pub use manual::ManualSwitch;
 pub use script::{
-    BridgeOutcome, BridgeRule, CallScript, DtmfAt, Fault, ScriptError, ScriptedDtmf, Side,
+    BridgeOutcome, BridgeRule, CallScript, DtmfAt, Fault, ScriptError, ScriptedDtmf, ScriptedEvent,
+    Side,
 };
 pub use session::run_call;
 pub use transcript::{

@@ -46,6 +46,20 @@ pub struct ScriptedDtmf {
     pub at: DtmfAt,
 }
 
+/// A channel event the script injects at a given time, for situations the fake does not model
+/// itself: e.g. the CHANNEL_DATA a far end's `bind_digit_action` reports during a bridge
+/// (`metaflow: peer`, `digits: *12`). It carries the channel's full data plus `headers`, and is
+/// delivered like any event (only when subscribed: CHANNEL_DATA is in `myevents`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptedEvent {
+    /// When.
+    pub at: DtmfAt,
+    /// `Event-Name` (`CHANNEL_DATA`, `CUSTOM`, ...).
+    pub name: String,
+    /// Extra headers after the channel data, in order.
+    pub headers: Vec<(String, String)>,
+}
+
 /// Which leg ends an answered bridge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -183,6 +197,8 @@ pub struct CallScript {
     pub channel: ChannelProfile,
     /// Digits the caller presses.
     pub dtmf: Vec<ScriptedDtmf>,
+    /// Events injected at scripted times.
+    pub events: Vec<ScriptedEvent>,
     /// `DTMF-Duration` reported (2000 in the traces).
     pub dtmf_duration_ms: u32,
     /// The caller hangs up this long after the call start.
@@ -227,6 +243,7 @@ impl CallScript {
         CallScript {
             channel: ChannelProfile::sip(destination),
             dtmf: Vec::new(),
+            events: Vec::new(),
             dtmf_duration_ms: 2000,
             hangup_after: None,
             caller_hangup_cause: "NORMAL_CLEARING".into(),
@@ -335,6 +352,19 @@ impl CallScript {
                 nth: nth.max(1),
                 offset,
             },
+        });
+        self
+    }
+
+    /// Injects event `name` with extra `headers` at `at` (see [`ScriptedEvent`]).
+    pub fn event_at(mut self, at: DtmfAt, name: &str, headers: &[(&str, &str)]) -> Self {
+        self.events.push(ScriptedEvent {
+            at,
+            name: name.to_string(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         });
         self
     }

@@ -8,7 +8,7 @@
 use super::apps::{self, Collect};
 use super::channel::{self, Calling, Channel, ChannelKind, EventShape, Format, NO_VARS, WITH_VARS};
 use super::command::{self, RawCommand};
-use super::script::{BridgeOutcome, CallScript, DtmfAt, Fault, ScriptedDtmf, Side};
+use super::script::{BridgeOutcome, CallScript, DtmfAt, Fault, ScriptedEvent, Side};
 use super::transcript::{CallEnd, ExecutedApp, Hangup, HangupBy, Received, SentFrame, Transcript};
 use super::wire;
 use bytes::BytesMut;
@@ -162,6 +162,13 @@ impl Running {
     }
 }
 
+/// A scripted digit or event waiting for its anchor.
+#[derive(Debug, Clone)]
+enum Scripted {
+    Dtmf(char),
+    Event(ScriptedEvent),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     FirstCommand,
@@ -172,6 +179,7 @@ enum Timer {
     SchedHangup,
     TransferHangup,
     Dtmf,
+    Inject,
     AppDeadline,
     AppStart,
 }
@@ -196,7 +204,10 @@ pub struct Session {
     stack: Vec<Running>,
     next_start: Option<Instant>,
     dtmf: Vec<(Instant, char)>,
-    anchored: Vec<ScriptedDtmf>,
+    /// Digits and events anchored on app starts, not yet due.
+    anchored: Vec<(DtmfAt, Scripted)>,
+    /// Injected events with their times.
+    injected: Vec<(Instant, ScriptedEvent)>,
     app_counts: HashMap<String, usize>,
     known: HashSet<String>,
     caller_hangup_at: Option<Instant>,
@@ -221,8 +232,8 @@ impl Session {
     pub fn new(script: CallScript, now: Instant) -> Self {
         let ch = Channel::new(&script.channel);
         let known = script.known_apps.iter().cloned().collect();
-        let first_cmd_deadline = now + script.first_command_timeout;
-        let safety_at = now + script.max_duration;
+        let first_cmd_deadline = after(now, script.first_command_timeout);
+        let safety_at = after(now, script.max_duration);
         let tr = Transcript {
             uuid: ch.uuid().to_string(),
             ..Transcript::default()
@@ -245,6 +256,7 @@ impl Session {
             next_start: None,
             dtmf: Vec::new(),
             anchored: Vec::new(),
+            injected: Vec::new(),
             app_counts: HashMap::new(),
             known,
             caller_hangup_at: None,
@@ -415,7 +427,7 @@ impl Session {
                 }
             }
         };
-        if self.start.is_none() {
+        if self.tr.commands.is_empty() {
             consider(Some(self.first_cmd_deadline), Timer::FirstCommand);
         }
         consider(Some(self.safety_at), Timer::Safety);
@@ -429,6 +441,7 @@ impl Session {
             );
             consider(self.transfer_hangup_at, Timer::TransferHangup);
             consider(self.dtmf.iter().map(|(t, _)| *t).min(), Timer::Dtmf);
+            consider(self.injected.iter().map(|(t, _)| *t).min(), Timer::Inject);
             consider(
                 self.stack.last().and_then(|r| r.deadline),
                 Timer::AppDeadline,
@@ -496,6 +509,23 @@ impl Session {
                     {
                         let (_, digit) = self.dtmf.remove(i);
                         self.on_dtmf(now, digit);
+                    }
+                }
+                Timer::Inject => {
+                    if let Some(i) = self
+                        .injected
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, (t, _))| *t)
+                        .map(|(i, _)| i)
+                    {
+                        let (_, ev) = self.injected.remove(i);
+                        let tail: Vec<(&str, &str)> = ev
+                            .headers
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        self.emit(now, &ev.name, channel::AT_EXEC, WITH_VARS, &tail);
                     }
                 }
                 Timer::AppDeadline => {
@@ -591,8 +621,7 @@ impl Session {
     }
 
     fn is_execute(&self, raw: &RawCommand) -> bool {
-        raw.line.len() >= 7
-            && raw.line[..7].eq_ignore_ascii_case("sendmsg")
+        starts_with_ci(&raw.line, "sendmsg")
             && header(&raw.headers, "call-command")
                 .is_some_and(|c| c.eq_ignore_ascii_case("execute"))
             && self.ch.is_up()
@@ -610,7 +639,7 @@ impl Session {
             }
             self.disconnect_and_close(now);
         } else if starts("filter ") {
-            let text = self.filter(&line[7..]);
+            let text = self.filter(line.get(7..).unwrap_or_default());
             self.reply(now, idx, &text);
         } else if starts("resume") {
             self.tr.resume_requested = true;
@@ -652,7 +681,7 @@ impl Session {
                 }
             }
         } else if starts("divert_events") {
-            let v = lower[13..].trim();
+            let v = lower.get(13..).unwrap_or_default().trim();
             let text = if v.is_empty() {
                 "-ERR missing value."
             } else if v == "on" {
@@ -670,7 +699,7 @@ impl Session {
             // The listener writes the api reply first; whatever the command caused (events)
             // is queued and flushed after it (trace conn07: `+OK` before the playback's
             // EXECUTE_COMPLETE).
-            let (body, action) = self.api(line[4..].trim(), now);
+            let (body, action) = self.api(line.get(4..).unwrap_or_default().trim(), now);
             self.api_reply(now, idx, &body);
             self.api_action(now, action);
         } else if starts("bgapi ") {
@@ -685,7 +714,7 @@ impl Session {
             if let Some(c) = self.tr.commands.get_mut(idx) {
                 c.reply = Some(format!("+OK Job-UUID: {job}"));
             }
-            let cmdline = line[6..].trim().to_string();
+            let cmdline = line.get(6..).unwrap_or_default().trim().to_string();
             let (result, action) = self.api(&cmdline, now);
             self.api_action(now, action);
             if self.wanted("BACKGROUND_JOB") {
@@ -740,7 +769,7 @@ impl Session {
                 None => self.reply(now, idx, "-ERR invalid log level"),
             }
         } else if starts("linger") {
-            let arg = line[6..].trim();
+            let arg = line.get(6..).unwrap_or_default().trim();
             let secs = if line.as_bytes().get(6) == Some(&b' ') && !arg.is_empty() {
                 Some(atoi(arg))
             } else {
@@ -906,16 +935,22 @@ impl Session {
         }
         self.start = Some(now);
         self.tr.connected_at = Some(self.since(now));
-        self.caller_hangup_at = self.s.hangup_after.map(|d| now + d);
+        self.caller_hangup_at = self.s.hangup_after.map(|d| after(now, d));
         for f in &self.s.faults {
             if let Fault::DropAfter(d) = f {
-                self.drop_at = Some(now + *d);
+                self.drop_at = Some(after(now, *d));
             }
         }
         for d in self.s.dtmf.clone() {
             match d.at {
-                DtmfAt::CallTime(t) => self.dtmf.push((now + t, d.digit)),
-                DtmfAt::AppStart { .. } => self.anchored.push(d),
+                DtmfAt::CallTime(t) => self.dtmf.push((after(now, t), d.digit)),
+                at @ DtmfAt::AppStart { .. } => self.anchored.push((at, Scripted::Dtmf(d.digit))),
+            }
+        }
+        for e in self.s.events.clone() {
+            match &e.at {
+                DtmfAt::CallTime(t) => self.injected.push((after(now, *t), e)),
+                DtmfAt::AppStart { .. } => self.anchored.push((e.at.clone(), Scripted::Event(e))),
             }
         }
     }
@@ -1101,12 +1136,96 @@ impl Session {
                 }
                 ("+OK\n".into(), ApiAction::Transfer(dest.join(" ")))
             }
-            "uuid_send_dtmf" | "uuid_record" | "uuid_displace" | "uuid_broadcast" | "uuid_hold"
-            | "uuid_park" => {
+            "uuid_hold" => {
+                // `uuid_hold [off|toggle] <uuid>`.
+                let mut u = args.next();
+                if u.is_some_and(|a| a == "off" || a == "toggle") {
+                    u = args.next();
+                }
+                if !ours(u, &me) {
+                    return no_channel();
+                }
+                ("+OK Success\n".into(), none)
+            }
+            "uuid_broadcast" => {
+                // `uuid_broadcast <uuid> <path|app::args> [aleg|bleg|both]`: queued on the
+                // channel like a sendmsg execute (random Application-UUID).
+                if !ours(args.next(), &me) {
+                    return no_channel();
+                }
+                let rest: Vec<&str> = args.collect();
+                let (what, legs) = match rest.split_last() {
+                    Some((l, head)) if matches!(*l, "aleg" | "bleg" | "both" | "holdb") => {
+                        (head.join(" "), *l)
+                    }
+                    _ => (rest.join(" "), "aleg"),
+                };
+                let what = what.trim_matches('\'').to_string();
+                if what.is_empty() {
+                    return ("-USAGE: <uuid> <path> [aleg|bleg|both]\n".into(), none);
+                }
+                if legs != "bleg" && self.ch.is_up() && !self.transferred {
+                    let (app, arg) = match what.split_once("::") {
+                        Some((a, b)) => (a.to_string(), b.to_string()),
+                        None => ("playback".to_string(), what.clone()),
+                    };
+                    let cmd = self.tr.commands.len().saturating_sub(1);
+                    self.queue.push_back(Queued::Execute(Exec {
+                        cmd,
+                        app,
+                        arg,
+                        uuid: None,
+                        uuid_name: None,
+                        lock: true,
+                        loops: 1,
+                    }));
+                    self.schedule(now);
+                }
+                ("+OK Message sent\n".into(), none)
+            }
+            "uuid_send_dtmf" | "uuid_record" | "uuid_displace" | "uuid_park" => {
                 if !ours(args.next(), &me) {
                     return no_channel();
                 }
                 ("+OK Success\n".into(), none)
+            }
+            "show" if arg.starts_with("channels") => {
+                // One row: this channel (the columns `show channels` prints, abridged values).
+                let up = self.ch.is_up();
+                let row = if up {
+                    format!(
+                        "{me},inbound,,{},{},CS_EXECUTE,{},{},127.0.0.1,{},{},,XML,{},PCMU,8000,64000,PCMU,8000,64000,,vm,,,,{},,,,{me},,,,,,,,\n",
+                        self.since(now).as_secs(),
+                        self.ch.channel_name(),
+                        self.s.channel.caller_id_name,
+                        self.s.channel.caller_id_number,
+                        self.s.channel.destination_number,
+                        self.ch.var("current_application").unwrap_or_default(),
+                        self.s.channel.context,
+                        if self.ch.is_answered() {
+                            "ACTIVE"
+                        } else {
+                            "RINGING"
+                        },
+                    )
+                } else {
+                    String::new()
+                };
+                (
+                    format!(
+                        "uuid,direction,created,created_epoch,name,state,cid_name,cid_num,ip_addr,dest,application,application_data,dialplan,context,read_codec,read_rate,read_bit_rate,write_codec,write_rate,write_bit_rate,secure,hostname,presence_id,presence_data,accountcode,callstate,callee_name,callee_num,callee_direction,call_uuid,sent_callee_name,sent_callee_num,initial_cid_name,initial_cid_num,initial_ip_addr,initial_dest,initial_dialplan,initial_context\n{row}\n{} total.\n",
+                        usize::from(up)
+                    ),
+                    none,
+                )
+            }
+            "valet_info" => {
+                // Empty lots: nobody else is parked on a one-channel switch.
+                let lot = args.next().unwrap_or("default");
+                (
+                    format!("<lots>\n  <lot name=\"{lot}\">\n  </lot>\n</lots>\n"),
+                    none,
+                )
             }
             "sched_hangup" => {
                 // `sched_hangup +<secs> <uuid> [cause]` (reply text not verified on a switch).
@@ -1119,7 +1238,7 @@ impl Session {
                     .next()
                     .and_then(apps::cause_name)
                     .unwrap_or_else(|| "ALLOTTED_TIMEOUT".into());
-                self.sched_hangup = Some((now + Duration::from_secs(secs), cause));
+                self.sched_hangup = Some((after(now, Duration::from_secs(secs)), cause));
                 ("+OK\n".into(), none)
             }
             other => (format!("-ERR {other} Command not found!\n"), none),
@@ -1156,7 +1275,7 @@ impl Session {
             && !self.queue.is_empty()
             && self.can_dequeue()
         {
-            self.next_start = Some(now + delay);
+            self.next_start = Some(after(now, delay));
         }
     }
 
@@ -1273,12 +1392,15 @@ impl Session {
         };
         let mut i = 0;
         while i < self.anchored.len() {
-            let hit = matches!(&self.anchored[i].at,
+            let hit = matches!(&self.anchored[i].0,
                 DtmfAt::AppStart { app, nth, .. } if *app == ex.app && *nth == count);
             if hit {
-                let d = self.anchored.remove(i);
-                if let DtmfAt::AppStart { offset, .. } = d.at {
-                    self.dtmf.push((now + offset, d.digit));
+                let (at, what) = self.anchored.remove(i);
+                if let DtmfAt::AppStart { offset, .. } = at {
+                    match what {
+                        Scripted::Dtmf(d) => self.dtmf.push((after(now, offset), d)),
+                        Scripted::Event(e) => self.injected.push((after(now, offset), e)),
+                    }
                 }
             } else {
                 i += 1;
@@ -1374,7 +1496,7 @@ impl Session {
                 let deadline = if app == "endless_playback" {
                     None
                 } else {
-                    Some(now + self.s.file_time(&data))
+                    Some(after(now, self.s.file_time(&data)))
                 };
                 set_kind(self, Kind::Playback, deadline);
             }
@@ -1383,11 +1505,15 @@ impl Session {
                     .s
                     .app_time(&app)
                     .unwrap_or_else(|| self.s.file_time(&data));
-                set_kind(self, Kind::Prompt, Some(now + d));
+                set_kind(self, Kind::Prompt, Some(after(now, d)));
             }
             "sleep" => {
                 let ms = data.trim().parse::<u64>().unwrap_or(0);
-                set_kind(self, Kind::Timed, Some(now + Duration::from_millis(ms)));
+                set_kind(
+                    self,
+                    Kind::Timed,
+                    Some(after(now, Duration::from_millis(ms))),
+                );
             }
             "conference" | "record" | "wait_for_silence" | "detect_speech" => {
                 let mut d = self.s.app_time(&app).unwrap_or(media);
@@ -1398,10 +1524,10 @@ impl Session {
                         }
                     }
                 }
-                set_kind(self, Kind::Timed, Some(now + d));
+                set_kind(self, Kind::Timed, Some(after(now, d)));
             }
             "park" | "echo" | "valet_park" => {
-                let d = self.s.app_time(&app).map(|d| now + d);
+                let d = self.s.app_time(&app).map(|d| after(now, d));
                 set_kind(self, Kind::Block, d);
             }
             "set" | "export" => {
@@ -1463,7 +1589,7 @@ impl Session {
                             try_no: 0,
                             phase: ReadPhase::Prompt,
                         };
-                        set_kind(self, Kind::Read(Box::new(st)), Some(now + prompt));
+                        set_kind(self, Kind::Read(Box::new(st)), Some(after(now, prompt)));
                     }
                 }
             }
@@ -1483,7 +1609,7 @@ impl Session {
                     talking: false,
                     callee: channel::new_uuid(),
                 };
-                set_kind(self, Kind::Bridge(Box::new(st)), Some(now + ring));
+                set_kind(self, Kind::Bridge(Box::new(st)), Some(after(now, ring)));
             }
             "hangup" => {
                 let cause = if data.trim().is_empty() {
@@ -1551,7 +1677,7 @@ impl Session {
                     .next()
                     .and_then(apps::cause_name)
                     .unwrap_or_else(|| "ALLOTTED_TIMEOUT".into());
-                self.sched_hangup = Some((now + Duration::from_secs(secs), cause));
+                self.sched_hangup = Some((after(now, Duration::from_secs(secs)), cause));
                 self.complete_top(now, None);
             }
             "break" => {
@@ -1561,7 +1687,7 @@ impl Session {
                 // record_session, log, info, noop, intercept, ... : instant, `_none_`.
                 let d = self.s.app_time(&app);
                 match d {
-                    Some(d) => set_kind(self, Kind::Timed, Some(now + d)),
+                    Some(d) => set_kind(self, Kind::Timed, Some(after(now, d))),
                     None => self.complete_top(now, None),
                 }
             }
@@ -1633,7 +1759,7 @@ impl Session {
     fn resume_parent(&mut self, now: Instant) {
         if let Some(parent) = self.stack.last_mut() {
             if let Some(left) = parent.paused_left.take() {
-                parent.deadline = left.map(|l| now + l);
+                parent.deadline = left.map(|l| after(now, l));
                 if let Some(since) = parent.paused_since.take() {
                     parent.paused_total += now.saturating_duration_since(since);
                 }
@@ -1700,7 +1826,7 @@ impl Session {
             Kind::Read(st) => match st.phase {
                 ReadPhase::Prompt => {
                     st.phase = ReadPhase::Wait;
-                    top.deadline = Some(now + st.c.timeout);
+                    top.deadline = Some(after(now, st.c.timeout));
                 }
                 ReadPhase::Wait => self.finish_try(now, None, true),
                 ReadPhase::Invalid => {
@@ -1709,7 +1835,7 @@ impl Session {
                     let file = st.c.file.clone();
                     let t = self.prompt_time(&file);
                     if let Some(top) = self.stack.last_mut() {
-                        top.deadline = Some(now + t);
+                        top.deadline = Some(after(now, t));
                     }
                 }
             },
@@ -1764,13 +1890,13 @@ impl Session {
                 st.phase = ReadPhase::Invalid;
                 let t = self.prompt_time(&invalid);
                 if let Some(top) = self.stack.last_mut() {
-                    top.deadline = Some(now + t);
+                    top.deadline = Some(after(now, t));
                 }
             } else {
                 st.phase = ReadPhase::Prompt;
                 let t = self.prompt_time(&c.file);
                 if let Some(top) = self.stack.last_mut() {
-                    top.deadline = Some(now + t);
+                    top.deadline = Some(after(now, t));
                 }
             }
             return;
@@ -1849,7 +1975,7 @@ impl Session {
                         if let Kind::Bridge(st) = &mut top.kind {
                             st.talking = true;
                         }
-                        top.deadline = Some(now + talk);
+                        top.deadline = Some(after(now, talk));
                     }
                 }
             }
@@ -1953,7 +2079,7 @@ impl Session {
                     self.finish_try(now, None, false);
                 } else {
                     st.phase = ReadPhase::Wait;
-                    top.deadline = Some(now + st.c.digit_timeout);
+                    top.deadline = Some(after(now, st.c.digit_timeout));
                 }
             }
             _ => {}
@@ -2001,7 +2127,7 @@ impl Session {
             Kind::Read(st) => {
                 if st.phase == ReadPhase::Prompt {
                     st.phase = ReadPhase::Wait;
-                    top.deadline = Some(now + st.c.timeout);
+                    top.deadline = Some(after(now, st.c.timeout));
                 } else {
                     self.finish_try(now, None, true);
                 }
@@ -2040,7 +2166,7 @@ impl Session {
         }
         self.next_start = None;
         self.finish_socket_app(now);
-        self.transfer_hangup_at = Some(now + self.s.transfer_hangup_after);
+        self.transfer_hangup_at = Some(after(now, self.s.transfer_hangup_after));
     }
 
     // ---------------------------------------------------------------- hangup and close
@@ -2155,8 +2281,11 @@ impl Session {
                 self.record(now, start, f);
                 if secs >= 0 {
                     // Trace conn05: `linger 3` closed ~3.5 s after the notice.
-                    self.linger_close_at =
-                        Some(now + Duration::from_secs(secs as u64) + Duration::from_millis(500));
+                    self.linger_close_at = Some(after(
+                        now,
+                        Duration::from_secs(secs.max(0) as u64)
+                            .saturating_add(Duration::from_millis(500)),
+                    ));
                 }
             }
             None => self.disconnect_and_close(now),
@@ -2224,6 +2353,20 @@ impl Session {
         self.tr.end = self.close.take();
         self.tr
     }
+}
+
+/// `now + d`, saturating: durations come from the controller (`sleep 18446744073709551615`,
+/// `linger 99999999999`) and must not overflow the clock. Anything beyond a year is a year.
+fn after(now: Instant, d: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    now.checked_add(d.min(YEAR)).unwrap_or(now)
+}
+
+/// ASCII case-insensitive prefix test that cannot panic on a multi-byte character.
+fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|b| b.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -2316,7 +2459,7 @@ where
         }
         let deadline = sess
             .next_deadline()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            .unwrap_or_else(|| after(Instant::now(), Duration::from_secs(3600)));
         tokio::select! {
             r = rd.read_buf(&mut inbuf) => match r {
                 Ok(0) => eof = true,
@@ -2367,6 +2510,194 @@ mod tests {
         assert_eq!(atoi("3 seconds"), 3);
         assert_eq!(atoi("x"), 0);
         assert_eq!(atoi("99999999999999999999999"), i64::MAX);
+    }
+
+    /// Random command soup and random time jumps: never a panic, the transcript stays sane.
+    #[test]
+    fn random_input_never_panics() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let verbs = [
+            "connect",
+            "myevents",
+            "myevents json",
+            "linger",
+            "linger 2",
+            "nolinger",
+            "resume",
+            "getvar",
+            "getvar uuid",
+            "event plain ALL",
+            "event",
+            "nixevent ALL",
+            "noevents",
+            "filter Event-Name DTMF",
+            "filter delete all",
+            "divert_events on",
+            "log info",
+            "nolog",
+            "api",
+            "bgapi uptime",
+            "sendevent CUSTOM",
+            "noop",
+            "\u{fffd}\u{fffd}",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+        ];
+        let apis = [
+            "uuid_break ME all",
+            "uuid_break ME",
+            "uuid_kill ME USER_BUSY",
+            "uuid_getvar ME x",
+            "uuid_setvar ME a b",
+            "uuid_transfer ME -bleg",
+            "uuid_transfer ME 100 XML x",
+            "uuid_answer ME",
+            "sched_hangup +0 ME",
+            "uptime",
+            "status",
+            "bogus",
+            "",
+        ];
+        let args = [
+            "",
+            "x",
+            "foo=bar",
+            "^^:a=1:b=2",
+            "1 4 f v 100 # 50",
+            "1 4",
+            "4 4 3 100 # p i v \\d+ 50",
+            "4 4 3 100 # p i v ( 50",
+            "user/busy",
+            "200",
+            "486 Busy",
+            "180",
+            "183",
+            "2000 XML d",
+            "-5",
+            "99999999999999999999",
+            "${foo}${",
+            "USER_BUSY",
+            "bogus_cause",
+            "+1 ME",
+        ];
+        let apps = super::super::apps::DEFAULT_KNOWN_APPS;
+        let (mut started, mut completed, mut hangups, mut dtmf) = (0, 0, 0, 0);
+        for seed in 0..400u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let script = CallScript::new("1000")
+                .media_time(Duration::from_millis(rng.gen_range(0..50)))
+                .dtmf("1@5ms,#@20ms,2@read+1ms")
+                .unwrap_or_else(|_| CallScript::new("1000"))
+                .hangup_after(Duration::from_millis(rng.gen_range(0..4000)))
+                .bridge("busy", BridgeOutcome::failed("USER_BUSY"))
+                .fault(Fault::FloodEvents {
+                    after_command: 3,
+                    count: 2,
+                });
+            let mut now = Instant::now();
+            let mut s = Session::new(script, now);
+            let me = s.channel().uuid().to_string();
+            s.on_command(
+                RawCommand {
+                    line: "connect".into(),
+                    headers: Vec::new(),
+                    body: None,
+                },
+                now,
+            );
+            for _ in 0..rng.gen_range(1..40) {
+                let verb = verbs[rng.gen_range(0..verbs.len())];
+                let mut headers = Vec::new();
+                let mut line = verb.to_string();
+                if verb == "api" {
+                    line = format!(
+                        "api {}",
+                        apis[rng.gen_range(0..apis.len())].replace("ME", &me)
+                    );
+                } else if verb == "sendmsg" {
+                    let cc = [
+                        "execute", "execute", "execute", "execute", "execute", "execute", "hangup",
+                        "xferext", "",
+                    ][rng.gen_range(0..9)];
+                    headers.push(("call-command".to_string(), cc.to_string()));
+                    let app = if rng.gen_bool(0.1) {
+                        "no_such_app"
+                    } else {
+                        apps[rng.gen_range(0..apps.len())]
+                    };
+                    headers.push(("execute-app-name".into(), app.into()));
+                    headers.push((
+                        "execute-app-arg".into(),
+                        args[rng.gen_range(0..args.len())].replace("ME", &me),
+                    ));
+                    if rng.gen_bool(0.7) {
+                        headers.push(("event-lock".into(), "true".into()));
+                    }
+                    if rng.gen_bool(0.1) {
+                        headers.push(("loops".into(), "-1".into()));
+                    }
+                    headers.push(("hangup-cause".into(), "CALL_REJECTED".into()));
+                }
+                s.on_command(
+                    RawCommand {
+                        line,
+                        headers,
+                        body: None,
+                    },
+                    now,
+                );
+                now += Duration::from_millis(rng.gen_range(0..120));
+                s.run_due(now);
+                while s.flood_remaining > 0 {
+                    s.flood(now, 10);
+                }
+                s.out.clear();
+                if s.closing().is_some() {
+                    break;
+                }
+                if rng.gen_bool(0.01) {
+                    s.on_command(
+                        RawCommand {
+                            line: "exit".into(),
+                            headers: Vec::new(),
+                            body: None,
+                        },
+                        now,
+                    );
+                }
+            }
+            s.on_eof(now);
+            let tr = s.into_transcript(now);
+            assert!(tr.end.is_some(), "seed {seed}");
+            for a in &tr.apps {
+                assert!(a.completed.is_none_or(|c| c >= a.started), "seed {seed}");
+            }
+            started += tr.apps.len();
+            completed += tr.apps.iter().filter(|a| a.completed.is_some()).count();
+            hangups += usize::from(tr.hangup.is_some());
+            dtmf += tr.dtmf.len();
+        }
+        assert!(
+            started > 400 && completed > 300,
+            "{started} started, {completed} done"
+        );
+        assert!(
+            hangups > 100 && dtmf > 50,
+            "{hangups} hangups, {dtmf} digits"
+        );
     }
 
     #[test]

@@ -256,6 +256,63 @@ impl Transcript {
         self.frames.iter().flat_map(|f| f.bytes.clone()).collect()
     }
 
+    /// A readable timeline of the call: commands (`>>`) and frames (`<<`) merged by time, for
+    /// `simulate` and for failing tests.
+    pub fn render(&self) -> String {
+        let mut lines: Vec<(Duration, u8, String)> = Vec::new();
+        for c in &self.commands {
+            let mut s = format!(">> {}", c.line);
+            match (c.call_command(), c.app()) {
+                (_, Some(app)) => {
+                    s.push_str(&format!(" execute {app}"));
+                    if let Some(arg) = c.app_arg() {
+                        s.push_str(&format!(" {arg:?}"));
+                    }
+                }
+                (Some(cc), None) => s.push_str(&format!(" {cc}")),
+                _ => {}
+            }
+            lines.push((c.at, 0, s));
+        }
+        for f in &self.frames {
+            let s = match (&f.event, &f.text) {
+                (Some(e), _) if e == "CHANNEL_DATA" => {
+                    "<< connect reply (CHANNEL_DATA)".to_string()
+                }
+                (Some(e), _) => {
+                    let mut s = format!("<< {e}");
+                    if let Some(a) = &f.application {
+                        s.push_str(&format!(" {a}"));
+                    }
+                    if let Some(r) = &f.response {
+                        s.push_str(&format!(" -> {r}"));
+                    }
+                    s
+                }
+                (None, Some(t)) => format!("<< {} {}", f.content_type, t.trim_end()),
+                (None, None) => format!("<< {}", f.content_type),
+            };
+            lines.push((f.at, 1, s));
+        }
+        lines.sort_by_key(|(at, side, _)| (*at, *side));
+        let mut out = String::new();
+        for (at, _, s) in lines {
+            out.push_str(&format!("{:>9.3}s  {s}\n", at.as_secs_f64()));
+        }
+        if let Some(h) = &self.hangup {
+            out.push_str(&format!(
+                "hangup {} by {:?} at {:.3}s\n",
+                h.cause,
+                h.by,
+                h.at.as_secs_f64()
+            ));
+        }
+        if let Some(end) = &self.end {
+            out.push_str(&format!("end: {end:?}\n"));
+        }
+        out
+    }
+
     /// The `p`-quantile (0.0-1.0) of the controller turnarounds, nearest-rank.
     pub fn turnaround_quantile(&self, p: f64) -> Option<Duration> {
         quantile(&self.turnarounds, p)

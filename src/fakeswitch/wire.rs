@@ -98,6 +98,11 @@ pub fn encode(value: &str) -> String {
 /// Appends one `Name: value\n` line of a plain event (value encoded, `_undef_` when empty).
 pub fn push_plain_header(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
+    push_plain_header_value(out, value);
+}
+
+/// Appends `: value\n` of a plain header line (value encoded, `_undef_` when empty).
+pub fn push_plain_header_value(out: &mut String, value: &str) {
     out.push_str(": ");
     if value.is_empty() {
         out.push_str(UNDEF);
