@@ -470,6 +470,17 @@ impl Call {
         self.send(msg).await.map(|_| ())
     }
 
+    /// Hangs up at once even while an app runs (`api uuid_kill <uuid> <cause>`): a queued
+    /// `call-command: hangup` would wait behind an app started with `event-lock`. Used by the
+    /// watchdog.
+    pub async fn kill(&mut self, cause: &str) -> Result<(), CallEnded> {
+        if self.is_over() {
+            return Ok(());
+        }
+        let uuid = self.uuid.clone();
+        self.api(&format!("uuid_kill {uuid} {cause}")).await.map(|_| ())
+    }
+
     /// Runs an API command on the switch (`uuid_break`, `uuid_transfer`, ...); needs `full`.
     pub async fn api(&mut self, command: &str) -> Result<String, CallEnded> {
         self.note(TimelineEntry::Command {

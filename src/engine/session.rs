@@ -349,7 +349,7 @@ async fn finish(call: &mut Call, end: &SessionEnd) {
         }
         SessionEnd::Flow(FlowEnd::Ended(CallEnded::Deadline)) => {
             tracing::warn!("call deadline reached: hanging up");
-            let _ = call.hangup("RECOVERY_ON_TIMER_EXPIRE").await;
+            let _ = call.kill("RECOVERY_ON_TIMER_EXPIRE").await;
             call.wait_hangup_complete(linger).await;
         }
         SessionEnd::Flow(FlowEnd::Ended(CallEnded::Refused(what)))
