@@ -175,7 +175,7 @@ mod tests {
     }
 
     fn pin_data() -> Value {
-        json!({"pin": "1234", "retries": 2, "interdigit": 300})
+        json!({"pin": "1234", "retries": 2, "interdigit": 1000})
     }
 
     fn head() -> Vec<String> {
@@ -259,7 +259,7 @@ mod tests {
     async fn without_pin_ringing_and_unrouted_numbers() {
         // No PIN, ringing instead of dial tone, a number nothing routes: `_`.
         let sim = run_with_store(
-            store(json!({"preconnect_audio": "ringing", "interdigit": 300})),
+            store(json!({"preconnect_audio": "ringing", "interdigit": 1000})),
             script().dtmf("7777#@playback+50ms").expect("digits"),
         )
         .await;

@@ -320,7 +320,7 @@ mod tests {
     #[tokio::test]
     async fn manual_entry_must_pass_the_whitelist() {
         let data = json!({"action": "manual", "media_id": "cid/enter.wav",
-                          "whitelist_regex": "555\\d{4}", "interdigit_timeout": 300});
+                          "whitelist_regex": "555\\d{4}", "interdigit_timeout": 1000});
         let sim = run_with_store(
             store(data.clone()),
             script_to("*692001")
@@ -358,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn manual_entry_with_too_few_digits_continues() {
-        let data = json!({"action": "manual", "min_digits": 7, "interdigit_timeout": 300});
+        let data = json!({"action": "manual", "min_digits": 7, "interdigit_timeout": 1000});
         let sim = run_with_store(
             store(data),
             script_to("*692001")

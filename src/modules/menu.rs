@@ -521,7 +521,7 @@ mod tests {
         const EXT: &str = "cf0000000000000000000000000000e1";
         let s = store(
             menu(json!({"hunt": true, "hunt_deny": "^9"})),
-            json!({"interdigit_timeout": 300}),
+            json!({"interdigit_timeout": 1000}),
             options(),
         );
         add_callflow(&s, EXT, &["2001"], &[], play("extension.wav"));
@@ -538,7 +538,7 @@ mod tests {
         // A denied or unrouted extension is an invalid entry.
         let s = store(
             menu(json!({"hunt": true, "hunt_deny": "^9", "retries": 1})),
-            json!({"interdigit_timeout": 300}),
+            json!({"interdigit_timeout": 1000}),
             json!({"_": play("default.wav")}),
         );
         add_callflow(&s, EXT, &["9001"], &[], play("extension.wav"));
