@@ -401,4 +401,45 @@ mod tests {
         assert!(bridges(&sim).is_empty());
         assert_eq!(branches(&sim)[0], "_");
     }
+
+    #[tokio::test]
+    async fn call_forward_is_followed_only_when_asked_and_ringback_is_set() {
+        let forwarded_store = |data: Value| {
+            let s = store(data, json!({}));
+            let mut forwarded = device("2001");
+            forwarded["call_forward"] = json!({"enabled": true, "number": "5551234"});
+            put(&s, "devices", DEV_A, forwarded);
+            s
+        };
+        let sim = run_with_store(
+            forwarded_store(json!({"endpoints": [dev(DEV_A, 0, 20)]})),
+            script(),
+        )
+        .await;
+        assert_eq!(
+            bridges(&sim),
+            [format!(
+                "{{originate_timeout=20}}[leg_timeout=20]user/2001@{REALM}"
+            )]
+        );
+
+        let sim = run_with_store(
+            forwarded_store(
+                json!({"endpoints": [dev(DEV_A, 0, 20)], "ignore_forward": false,
+                                   "ringback": "ringback/us-ring.wav"}),
+            ),
+            script(),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim)[1..],
+            [
+                "set ringback=ringback/us-ring.wav".to_string(),
+                format!(
+                    "bridge {{originate_timeout=20}}[account_id={},leg_timeout=20]loopback/5551234/default",
+                    crate::engine::testkit::ACCOUNT
+                )
+            ]
+        );
+    }
 }
