@@ -106,3 +106,108 @@ pub fn branches(simulation: &Simulation) -> Vec<String> {
 pub fn node(module: &str, data: Value, children: Value) -> Value {
     json!({"module": module, "data": data, "children": children})
 }
+
+/// Validates `flow` like the API does (defaults written in); panics on a validation error.
+pub fn validated(flow: Value) -> Value {
+    let mut flow = flow;
+    let mut errors = crate::callflow::errors::FieldErrors::new();
+    crate::modules::validate_flow(&mut flow, "flow", &mut errors);
+    assert!(
+        errors.is_empty(),
+        "test flow is invalid: {}",
+        errors.to_json()
+    );
+    flow
+}
+
+/// [`store_with_flow`] with `flow` validated first, like [`run`] does.
+pub fn store_for(flow: Value) -> Arc<MemStore> {
+    store_with_flow(validated(flow))
+}
+
+/// Adds another (validated) callflow to the store, routed by `numbers` and `patterns`.
+pub fn add_callflow(store: &MemStore, id: &str, numbers: &[&str], patterns: &[&str], flow: Value) {
+    store.put(
+        ACCOUNT,
+        "callflows",
+        id,
+        json!({"numbers": numbers, "patterns": patterns, "flow": validated(flow)}),
+    );
+}
+
+/// A call in [`ACCOUNT`] dialling `number` (for pattern callflows and feature codes).
+pub fn script_to(number: &str) -> CallScript {
+    CallScript::new(number).account(Some(ACCOUNT))
+}
+
+/// Test hook: runs a call like [`run_with_store`], but with `kvs` put into the call's key/value
+/// store before the flow starts — e.g. `temporal_now` ([`crate::callflow::temporal::NOW_OVERRIDE_KEY`]),
+/// which no flow can set. The session's private steps are replayed here with the same public
+/// pieces: the set-up commands (`connect`, `myevents plain`, `linger`, `resume`), the account from
+/// the channel's `account_id`, routing of the dialled number, [`run_flow`](crate::engine::executor::run_flow),
+/// and the hang-up the flow's end asks for. It skips the caller-device lookup and the metrics.
+pub async fn run_with_kvs(
+    store: Arc<MemStore>,
+    script: CallScript,
+    kvs: Vec<(&str, Value)>,
+) -> Simulation {
+    use crate::engine::call::Call;
+    use crate::engine::executor::{FlowEnd, run_flow};
+    use crate::engine::session::{SessionEnd, SessionReport};
+    use crate::store::StoreRead;
+    use freeswitch_esl_tokio::{EslClient, EventFormat};
+
+    let ctx = ctx(store.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("listener address");
+    let switch = tokio::spawn(crate::fakeswitch::dial(addr, script));
+    let (stream, _) = listener.accept().await.expect("the fake switch connects");
+    let (client, events) = EslClient::accept_outbound_stream(stream);
+    let channel = client.connect_session().await.expect("connect");
+    client.myevents(EventFormat::Plain).await.expect("myevents");
+    client
+        .linger(Some(ctx.config.linger))
+        .await
+        .expect("linger");
+    client.resume().await.expect("resume");
+    client.set_command_timeout(ctx.config.command_timeout);
+
+    let mut call = Call::new(client, events, channel, ctx);
+    call.record_timeline();
+    call.account_id = ACCOUNT.to_string();
+    for (key, value) in kvs {
+        call.kvs.insert(key.to_string(), value);
+    }
+    let number = call.destination_number().unwrap_or_default().to_string();
+    let route = store
+        .routing()
+        .lookup(ACCOUNT, &number)
+        .expect("the dialled number has a callflow");
+    call.callflow_id = route.callflow_id.to_string();
+    if let Some(capture) = &route.capture_group {
+        call.kvs
+            .insert("capture_group".into(), Value::String(capture.clone()));
+    }
+    let flow = crate::modules::callflow::load(&call, &route.callflow_id).expect("callflow loads");
+    let end = run_flow(&mut call, flow).await;
+    if let FlowEnd::Hangup(cause) = &end {
+        if !call.is_over() {
+            let _ = call.hangup(cause).await;
+        }
+    }
+    call.wait_hangup_complete(call.ctx.config.linger).await;
+    let _ = call.client().disconnect().await;
+    let report = SessionReport {
+        end: SessionEnd::Flow(end),
+        uuid: call.uuid.clone(),
+        timeline: call.take_timeline(),
+    };
+    let transcript = tokio::time::timeout(Duration::from_secs(30), switch)
+        .await
+        .expect("the fake switch finishes")
+        .expect("fake switch task")
+        .expect("fake switch I/O");
+    Simulation { report, transcript }
+}

@@ -6,7 +6,8 @@
 //! answered bridge must hand control back to the flow), `execute set ringback=<media>` when a
 //! ringback is configured, then `execute bridge <dial string>`:
 //! `{originate_timeout=T,ignore_early_media=true}[leg_timeout=t,leg_delay_start=d]user/1001@realm,...`
-//! (`,` rings legs at once, `|` one after the other). Results come from the EXECUTE_COMPLETE's
+//! (`,` rings legs at once, with `ignore_early_media=true` when there are several; `|` one after
+//! the other, each attempt for up to `originate_timeout`). Results come from the EXECUTE_COMPLETE's
 //! variables: an answered bridge has `last_bridge_role`/`bridge_hangup_cause` or a SUCCESS
 //! `DIALSTATUS`; a failure carries `originate_failed_cause` (USER_BUSY, NO_ANSWER, ...) and the
 //! SIP code (`last_bridge_proto_specific_hangup_cause` = `sip:486`, or `sip_term_status`).
@@ -221,13 +222,14 @@ pub fn group_legs(call: &Call, group_id: &str, options: &EndpointOptions) -> Vec
 /// Builds the dial string for `legs`.
 pub fn dial_string(legs: &[Leg], strategy: Strategy, timeout: Option<u32>) -> String {
     let mut global = Vec::new();
-    if strategy == Strategy::Simultaneous {
-        if let Some(timeout) = timeout.filter(|t| *t > 0) {
-            global.push(format!("originate_timeout={timeout}"));
-        }
-        if legs.len() > 1 {
-            global.push("ignore_early_media=true".to_string());
-        }
+    // For `|` FreeSWITCH restarts the originate timer for each group, so the timeout bounds every
+    // attempt alike; without it a leg with no `leg_timeout` (a carrier gateway) would ring for
+    // FreeSWITCH's 60 s default whatever the flow says.
+    if let Some(timeout) = timeout.filter(|t| *t > 0) {
+        global.push(format!("originate_timeout={timeout}"));
+    }
+    if strategy == Strategy::Simultaneous && legs.len() > 1 {
+        global.push("ignore_early_media=true".to_string());
     }
     let separator = match strategy {
         Strategy::Simultaneous => ",",
@@ -268,10 +270,13 @@ pub fn dial_string(legs: &[Leg], strategy: Strategy, timeout: Option<u32>) -> St
 /// Reads a finished bridge's outcome from its EXECUTE_COMPLETE.
 pub fn classify(completion: &Completion) -> BridgeResult {
     let var = |name: &str| completion.var(name).filter(|v| !v.is_empty());
-    let answered = var("last_bridge_role").is_some()
-        || var("bridge_hangup_cause").is_some()
-        || var("DIALSTATUS") == Some("SUCCESS")
-        || var("originate_disposition") == Some("SUCCESS");
+    // Every originate rewrites `originate_disposition` / `DIALSTATUS` (SUCCESS or the failure),
+    // while `last_bridge_role` and `bridge_hangup_cause` stay set from an earlier answered bridge
+    // of the call; so the latter decide only when the switch set neither of the former.
+    let answered = match var("originate_disposition").or_else(|| var("DIALSTATUS")) {
+        Some(disposition) => disposition == "SUCCESS",
+        None => var("last_bridge_role").is_some() || var("bridge_hangup_cause").is_some(),
+    };
     if answered {
         return BridgeResult::Answered;
     }
@@ -366,8 +371,103 @@ pub async fn prepare(call: &mut Call) -> Result<(), CallEnded> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    //! Unit tests of the dial string, end-to-end tests of what every bridging module shares, and
+    //! the fixtures the bridging modules' tests use.
+
     use super::*;
+    use crate::engine::executor::FlowEnd;
+    use crate::engine::session::SessionEnd;
+    use crate::engine::simulate::Simulation;
+    use crate::engine::testkit::{
+        ACCOUNT, add_callflow, apps, branches, node, run_with_store, script, store_for,
+    };
+    use crate::fakeswitch::{BridgeOutcome, HangupBy};
+    use crate::store::memory::MemStore;
+    use serde_json::json;
+    use std::time::Duration;
+
+    /// What every bridging module sends first (once per call).
+    pub(crate) const PREPARE: &str = "multiset ^^|continue_on_fail=true|hangup_after_bridge=false";
+    /// The test account's realm (`user/<name>@REALM`).
+    pub(crate) const REALM: &str = "test.callflowd";
+    /// Document ids (32 hex digits, as the schemas require).
+    pub(crate) const DEV_A: &str = "dddddddddddddddddddddddddddd0001";
+    /// See [`DEV_A`].
+    pub(crate) const DEV_B: &str = "dddddddddddddddddddddddddddd0002";
+    /// See [`DEV_A`].
+    pub(crate) const DEV_C: &str = "dddddddddddddddddddddddddddd0003";
+    /// See [`DEV_A`].
+    pub(crate) const USER_A: &str = "eeeeeeeeeeeeeeeeeeeeeeeeeeee0001";
+    /// See [`DEV_A`].
+    pub(crate) const USER_B: &str = "eeeeeeeeeeeeeeeeeeeeeeeeeeee0002";
+    /// See [`DEV_A`].
+    pub(crate) const GROUP_A: &str = "cccccccccccccccccccccccccccc0001";
+
+    /// A device registered as `username` (realm: the account's).
+    pub(crate) fn device(username: &str) -> Value {
+        json!({"name": username, "sip": {"username": username}})
+    }
+
+    /// A device of `owner`.
+    pub(crate) fn owned_device(username: &str, owner: &str) -> Value {
+        json!({"name": username, "sip": {"username": username}, "owner_id": owner})
+    }
+
+    /// Stores a document in the test account.
+    pub(crate) fn put(store: &MemStore, collection: &str, id: &str, doc: Value) {
+        store.put(ACCOUNT, collection, id, doc);
+    }
+
+    /// A `play` node without children (a recognisable leaf: `playback <id>`).
+    pub(crate) fn play(id: &str) -> Value {
+        node("play", json!({"id": id}), json!({}))
+    }
+
+    /// The arguments of every `bridge` the switch was asked to run.
+    pub(crate) fn bridges(sim: &Simulation) -> Vec<String> {
+        apps(sim)
+            .into_iter()
+            .filter_map(|a| a.strip_prefix("bridge ").map(str::to_string))
+            .collect()
+    }
+
+    /// The flow ran to its end and the engine hung up with `cause`.
+    pub(crate) fn assert_hung_up_by_engine(sim: &Simulation, cause: &str) {
+        assert_eq!(
+            sim.report.end,
+            SessionEnd::Flow(FlowEnd::Hangup(cause.into())),
+            "{:#?}",
+            sim.report.timeline
+        );
+        let hangup = sim.transcript.hangup.as_ref().expect("the channel hung up");
+        assert_eq!(hangup.cause, cause);
+        assert_eq!(hangup.by, HangupBy::Controller);
+    }
+
+    /// The caller hung up while the flow ran; nothing was sent afterwards.
+    pub(crate) fn assert_caller_hung_up(sim: &Simulation) {
+        assert!(
+            matches!(
+                sim.report.end,
+                SessionEnd::Flow(FlowEnd::Ended(crate::engine::call::CallEnded::HungUp(_)))
+            ),
+            "{:?}",
+            sim.report.end
+        );
+        let hangup = sim.transcript.hangup.as_ref().expect("the channel hung up");
+        assert_eq!(hangup.by, HangupBy::Caller);
+    }
+
+    /// The fake switch does not model the SIP code of a failed originate; a failed bridge's
+    /// EXECUTE_COMPLETE carries the channel's variables, so a dialplan-set
+    /// `last_bridge_proto_specific_hangup_cause` stands in for the one FreeSWITCH would set.
+    pub(crate) fn with_sip_code(
+        script: crate::fakeswitch::CallScript,
+        code: &str,
+    ) -> crate::fakeswitch::CallScript {
+        script.var("last_bridge_proto_specific_hangup_cause", code)
+    }
 
     fn leg(dial: &str, delay: u32, timeout: Option<u32>) -> Leg {
         Leg {
@@ -391,7 +491,11 @@ mod tests {
         );
         assert_eq!(
             dial_string(&legs[..1], Strategy::Single, Some(30)),
-            "[leg_timeout=20]user/1001@r"
+            "{originate_timeout=30}[leg_timeout=20]user/1001@r"
+        );
+        assert_eq!(
+            dial_string(&legs, Strategy::Single, None),
+            "[leg_timeout=20]user/1001@r|[leg_timeout=15,leg_delay_start=5]user/1002@r"
         );
         assert_eq!(clean("a,b|c[d]{e}"), "abcde");
     }
@@ -402,5 +506,115 @@ mod tests {
             failure_next("USER_BUSY", Some("sip:486")),
             Next::ContinueAny(vec!["USER_BUSY".into(), "sip:486".into()])
         );
+    }
+
+    #[tokio::test]
+    async fn prepares_once_per_call_and_sets_the_ringback() {
+        let flow = node(
+            "device",
+            json!({"id": DEV_A, "ringback": "tone_stream://%(2000,4000,440,480)"}),
+            json!({"NO_ANSWER": node("device", json!({"id": DEV_B}), json!({}))}),
+        );
+        let store = store_for(flow);
+        put(&store, "devices", DEV_A, device("2001"));
+        put(&store, "devices", DEV_B, device("2002"));
+        let sim = run_with_store(
+            store,
+            script().bridge("user/2001@", BridgeOutcome::failed("NO_ANSWER")),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim),
+            [
+                PREPARE.to_string(),
+                "set ringback=tone_stream://%(2000,4000,440,480)".into(),
+                format!("bridge {{originate_timeout=20}}[leg_timeout=20]user/2001@{REALM}"),
+                format!("bridge {{originate_timeout=20}}[leg_timeout=20]user/2002@{REALM}"),
+            ]
+        );
+        assert_eq!(branches(&sim), ["NO_ANSWER", "stop"]);
+        assert_hung_up_by_engine(&sim, "NORMAL_CLEARING");
+    }
+
+    /// A callflow branch whose device answers returns (stop pops the stack) to the caller's `_`,
+    /// which bridges again; that second bridge fails and must take its failure child, although
+    /// the first bridge left `last_bridge_role` / `bridge_hangup_cause` on the channel.
+    #[tokio::test]
+    async fn a_bridge_after_an_answered_one_reads_its_own_result() {
+        const SUB: &str = "cf000000000000000000000000000002";
+        let flow = node(
+            "callflow",
+            json!({"id": SUB}),
+            json!({"_": node("device", json!({"id": DEV_B}), json!({"USER_BUSY": play("busy.wav")}))}),
+        );
+        let store = store_for(flow);
+        add_callflow(
+            &store,
+            SUB,
+            &["2999"],
+            &[],
+            node("device", json!({"id": DEV_A}), json!({})),
+        );
+        put(&store, "devices", DEV_A, device("2001"));
+        put(&store, "devices", DEV_B, device("2002"));
+        let sim = run_with_store(
+            store,
+            script()
+                .bridge(
+                    "user/2001@",
+                    BridgeOutcome::answered(Duration::from_millis(50)),
+                )
+                .bridge("user/2002@", BridgeOutcome::failed("USER_BUSY")),
+        )
+        .await;
+        assert_eq!(bridges(&sim).len(), 2, "{:?}", apps(&sim));
+        assert_eq!(
+            branches(&sim),
+            [
+                "branch -> device",
+                "stop",
+                "USER_BUSY",
+                "_ (no child: stop)"
+            ]
+        );
+        assert_eq!(
+            apps(&sim).last().map(String::as_str),
+            Some("playback busy.wav")
+        );
+        assert_hung_up_by_engine(&sim, "NORMAL_CLEARING");
+    }
+
+    #[tokio::test]
+    async fn failure_child_order_is_cause_then_sip_code_then_default() {
+        let children = |keys: &[&str]| {
+            let mut map = serde_json::Map::new();
+            for key in keys {
+                map.insert(key.to_string(), play(&format!("{key}.wav")));
+            }
+            Value::Object(map)
+        };
+        for (keys, taken) in [
+            (&["USER_BUSY", "sip:486", "_"][..], "USER_BUSY"),
+            (&["sip:486", "_"][..], "sip:486"),
+            (&["sip:404", "_"][..], "_"),
+        ] {
+            let flow = node("device", json!({"id": DEV_A}), children(keys));
+            let store = store_for(flow);
+            put(&store, "devices", DEV_A, device("2001"));
+            let sim = run_with_store(
+                store,
+                with_sip_code(script(), "sip:486").bridge("*", BridgeOutcome::failed("USER_BUSY")),
+            )
+            .await;
+            assert_eq!(
+                branches(&sim),
+                [taken, "_ (no child: stop)"],
+                "children {keys:?}"
+            );
+            assert_eq!(
+                apps(&sim).last().cloned(),
+                Some(format!("playback {taken}.wav"))
+            );
+        }
     }
 }

@@ -157,4 +157,126 @@ mod tests {
         assert!(!pin_ok("1234", "123"));
         assert!(!pin_ok("1234", "1235"));
     }
+
+    use crate::engine::testkit::{
+        add_callflow, apps, branches, node, run_with_store, script, store_for,
+    };
+    use crate::modules::bridge::tests::{assert_caller_hung_up, play};
+    use crate::store::memory::MemStore;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const TARGET: &str = "cf0000000000000000000000000000a9";
+
+    fn store(data: Value) -> Arc<MemStore> {
+        let store = store_for(node("disa", data, json!({"_": play("denied.wav")})));
+        add_callflow(&store, TARGET, &["2001"], &[], play("target.wav"));
+        store
+    }
+
+    fn pin_data() -> Value {
+        json!({"pin": "1234", "retries": 2, "interdigit": 1000})
+    }
+
+    fn head() -> Vec<String> {
+        vec![
+            "answer".into(),
+            "set playback_terminators=123456789*0#".into(),
+        ]
+    }
+
+    fn playbacks(files: &[&str]) -> Vec<String> {
+        let mut all = head();
+        all.extend(files.iter().map(|f| format!("playback {f}")));
+        all
+    }
+
+    #[tokio::test]
+    async fn right_pin_dial_tone_then_the_number_branches_to_its_callflow() {
+        let sim = run_with_store(
+            store(pin_data()),
+            script()
+                .dtmf("1234#@playback+50ms,2001#@playback#2+50ms")
+                .expect("digits"),
+        )
+        .await;
+        // Kazoo's branch pushed the disa node's `_`: it runs when the dialled flow stops.
+        assert_eq!(
+            apps(&sim),
+            playbacks(&[PIN_PROMPT, DIAL_TONE, "target.wav", "denied.wav"])
+        );
+        assert_eq!(
+            branches(&sim)[..2],
+            ["branch -> play", "_ (no child: stop)"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_pin_is_retried() {
+        let sim = run_with_store(
+            store(pin_data()),
+            script()
+                .dtmf("9999#@playback+50ms,1234#@playback#3+50ms,2001#@playback#4+50ms")
+                .expect("digits"),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim),
+            playbacks(&[
+                PIN_PROMPT,
+                BAD_PIN_PROMPT,
+                PIN_PROMPT,
+                DIAL_TONE,
+                "target.wav",
+                "denied.wav"
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_pins_use_up_the_retries_then_default() {
+        let sim = run_with_store(
+            store(pin_data()),
+            script()
+                .dtmf("9999#@playback+50ms,1111#@playback#3+50ms")
+                .expect("digits"),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim),
+            playbacks(&[
+                PIN_PROMPT,
+                BAD_PIN_PROMPT,
+                PIN_PROMPT,
+                BAD_PIN_PROMPT,
+                "denied.wav"
+            ])
+        );
+        assert_eq!(branches(&sim)[0], "_");
+    }
+
+    #[tokio::test]
+    async fn without_pin_ringing_and_unrouted_numbers() {
+        // No PIN, ringing instead of dial tone, a number nothing routes: `_`.
+        let sim = run_with_store(
+            store(json!({"preconnect_audio": "ringing", "interdigit": 1000})),
+            script().dtmf("7777#@playback+50ms").expect("digits"),
+        )
+        .await;
+        assert_eq!(apps(&sim), playbacks(&[RING_TONE, "denied.wav"]));
+        assert_eq!(branches(&sim)[0], "_");
+    }
+
+    #[tokio::test]
+    async fn caller_hanging_up_at_the_pin_prompt_ends_the_flow() {
+        let sim = run_with_store(
+            store(pin_data()),
+            script()
+                .file_duration(PIN_PROMPT, Duration::from_secs(5))
+                .hangup_after(Duration::from_millis(300)),
+        )
+        .await;
+        assert_caller_hung_up(&sim);
+        assert!(branches(&sim).is_empty());
+    }
 }

@@ -222,4 +222,163 @@ mod tests {
         );
         assert_eq!(split_with_list(&list, "9"), None);
     }
+
+    use crate::engine::testkit::{
+        add_callflow, apps, branches, node, run_with_store, script_to, store_for,
+    };
+    use crate::modules::bridge::tests::{assert_caller_hung_up, play, put};
+    use crate::store::memory::MemStore;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const FEATURE: &str = "cf0000000000000000000000000000d1";
+    const TARGET: &str = "cf0000000000000000000000000000d2";
+    const LIST: &str = "b0000000000000000000000000000009";
+
+    /// `*69<digits>` runs dynamic_cid with `data`; 2001 plays target.wav.
+    fn store(data: Value) -> Arc<MemStore> {
+        let store = store_for(node("answer", json!({}), json!({})));
+        add_callflow(
+            &store,
+            FEATURE,
+            &[],
+            &[r"^\*69(\d+)$"],
+            node("dynamic_cid", data, json!({"_": play("default.wav")})),
+        );
+        add_callflow(&store, TARGET, &["2001"], &[], play("target.wav"));
+        put(
+            &store,
+            "lists",
+            LIST,
+            json!({"entries": [{"key": "1", "cid_number": "5550001", "cid_name": "Main"},
+                               {"key": "2", "cid_number": "5550002", "cid_name": "Support"}]}),
+        );
+        store
+    }
+
+    /// The dialled callflow ran, then (Kazoo's branch stack) the dynamic_cid node's `_`.
+    fn ran_target_then_returned(sim: &crate::engine::simulate::Simulation) {
+        let all = apps(sim);
+        assert_eq!(
+            all[all.len() - 2..],
+            ["playback target.wav", "playback default.wav"],
+            "{all:?}"
+        );
+        assert_eq!(branches(sim)[0], "branch -> play");
+    }
+
+    fn cid_commands(sim: &crate::engine::simulate::Simulation) -> Vec<String> {
+        apps(sim)
+            .into_iter()
+            .filter(|a| a.contains("effective_caller_id"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn static_caller_id_then_the_captured_number_is_routed() {
+        let sim = run_with_store(
+            store(json!({"action": "static", "caller_id": {"name": "Sales", "number": "5550100"}})),
+            script_to("*692001"),
+        )
+        .await;
+        assert_eq!(
+            cid_commands(&sim),
+            [
+                "set effective_caller_id_name=Sales",
+                "set effective_caller_id_number=5550100"
+            ]
+        );
+        ran_target_then_returned(&sim);
+    }
+
+    #[tokio::test]
+    async fn a_list_entry_picks_the_caller_id_by_key() {
+        let sim = run_with_store(
+            store(json!({"action": "list", "id": LIST})),
+            script_to("*6922001"),
+        )
+        .await;
+        assert_eq!(
+            cid_commands(&sim),
+            [
+                "set effective_caller_id_name=Support",
+                "set effective_caller_id_number=5550002"
+            ]
+        );
+        ran_target_then_returned(&sim);
+
+        // No entry for the key: `_`, caller ID untouched.
+        let sim = run_with_store(
+            store(json!({"action": "list", "id": LIST})),
+            script_to("*6932001"),
+        )
+        .await;
+        assert!(cid_commands(&sim).is_empty());
+        assert_eq!(branches(&sim)[0], "_");
+    }
+
+    #[tokio::test]
+    async fn manual_entry_must_pass_the_whitelist() {
+        let data = json!({"action": "manual", "media_id": "cid/enter.wav",
+                          "whitelist_regex": "555\\d{4}", "interdigit_timeout": 1000});
+        let sim = run_with_store(
+            store(data.clone()),
+            script_to("*692001")
+                .dtmf("5550123#@playback+50ms")
+                .expect("digits"),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim)[..2],
+            ["answer".to_string(), "playback cid/enter.wav".into()]
+        );
+        assert_eq!(
+            cid_commands(&sim),
+            [
+                "unset effective_caller_id_name",
+                "set effective_caller_id_number=5550123"
+            ]
+        );
+        ran_target_then_returned(&sim);
+
+        let sim = run_with_store(
+            store(data),
+            script_to("*692001")
+                .dtmf("4440123#@playback+50ms")
+                .expect("digits"),
+        )
+        .await;
+        assert!(cid_commands(&sim).is_empty());
+        assert_eq!(branches(&sim)[0], "_");
+        assert_eq!(
+            apps(&sim).last().map(String::as_str),
+            Some("playback default.wav")
+        );
+    }
+
+    #[tokio::test]
+    async fn manual_entry_with_too_few_digits_continues() {
+        let data = json!({"action": "manual", "min_digits": 7, "interdigit_timeout": 1000});
+        let sim = run_with_store(
+            store(data),
+            script_to("*692001")
+                .dtmf("555#@playback+50ms")
+                .expect("digits"),
+        )
+        .await;
+        assert_eq!(apps(&sim)[1], format!("playback {ENTER_NUMBER_PROMPT}"));
+        assert!(cid_commands(&sim).is_empty());
+        assert_eq!(branches(&sim)[0], "_");
+    }
+
+    #[tokio::test]
+    async fn caller_hanging_up_during_manual_entry_ends_the_flow() {
+        let sim = run_with_store(
+            store(json!({"action": "manual"})),
+            script_to("*692001").hangup_after(Duration::from_millis(300)),
+        )
+        .await;
+        assert_caller_hung_up(&sim);
+        assert!(cid_commands(&sim).is_empty());
+    }
 }

@@ -116,4 +116,77 @@ mod tests {
         assert_eq!(lookup(&lists, "18001234567").as_deref(), Some("Toll free"));
         assert_eq!(lookup(&lists, "33123"), None);
     }
+
+    use crate::engine::testkit::{apps, branches, node, run_with_store, script, store_for};
+    use crate::modules::bridge::tests::{play, put};
+    use crate::store::memory::MemStore;
+    use std::sync::Arc;
+
+    const CITIES: &str = "b0000000000000000000000000000001";
+    const CUSTOMERS: &str = "b0000000000000000000000000000002";
+
+    fn store() -> Arc<MemStore> {
+        let store = store_for(node(
+            "lookupcidname",
+            json!({"lists": [CITIES, CUSTOMERS]}),
+            json!({"_": play("next.wav")}),
+        ));
+        put(
+            &store,
+            "lists",
+            CITIES,
+            json!({"entries": [{"number": "1415", "displayname": "San Francisco"},
+                               {"pattern": "^1800", "displayname": "Toll free"}]}),
+        );
+        put(
+            &store,
+            "lists",
+            CUSTOMERS,
+            json!({"entries": [{"number": "1415555", "displayname": "Acme Corp"},
+                               {"pattern": "^1", "displayname": "North America"}]}),
+        );
+        store
+    }
+
+    async fn name_for(caller: &str) -> Vec<String> {
+        let sim = run_with_store(store(), script().caller(caller, "")).await;
+        assert_eq!(branches(&sim)[0], "_");
+        assert_eq!(
+            apps(&sim).last().map(String::as_str),
+            Some("playback next.wav")
+        );
+        apps(&sim)
+            .into_iter()
+            .filter(|a| a.starts_with("set effective_caller_id"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_longest_prefix_across_lists_wins() {
+        assert_eq!(
+            name_for("14155550100").await,
+            ["set effective_caller_id_name=Acme Corp"]
+        );
+        assert_eq!(
+            name_for("14151230000").await,
+            ["set effective_caller_id_name=San Francisco"]
+        );
+    }
+
+    #[tokio::test]
+    async fn patterns_are_tried_after_prefixes_in_list_order() {
+        assert_eq!(
+            name_for("18005550100").await,
+            ["set effective_caller_id_name=Toll free"]
+        );
+        assert_eq!(
+            name_for("12125550100").await,
+            ["set effective_caller_id_name=North America"]
+        );
+    }
+
+    #[tokio::test]
+    async fn no_match_leaves_the_name_alone() {
+        assert!(name_for("33123456789").await.is_empty());
+    }
 }

@@ -310,4 +310,279 @@ mod tests {
         );
         assert!(matches!(d.media.invalid_media, Prompt::Flag(true)));
     }
+
+    use crate::engine::testkit::{
+        ACCOUNT, add_callflow, apps, branches, node, run_with_store, script, store_for,
+    };
+    use crate::fakeswitch::CallScript;
+    use crate::modules::bridge::tests::{assert_caller_hung_up, play, put};
+    use crate::store::memory::MemStore;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const MENU: &str = "f0000000000000000000000000000001";
+    const GREETING: &str = "menu/greeting.wav";
+    const OPENING: [&str; 3] = [
+        "answer",
+        "set playback_terminators=123456789*0#",
+        "playback menu/greeting.wav",
+    ];
+
+    fn store(menu: Value, data: Value, children: Value) -> Arc<MemStore> {
+        let mut data = data;
+        data["id"] = json!(MENU);
+        let store = store_for(node("menu", data, children));
+        put(&store, "menus", MENU, menu);
+        store
+    }
+
+    fn menu(extra: Value) -> Value {
+        let mut doc = json!({"name": "Main", "timeout": 2000, "media": {"greeting": GREETING}});
+        if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                doc.insert(k.clone(), v.clone());
+            }
+        }
+        doc
+    }
+
+    fn options() -> Value {
+        json!({"1": play("sales.wav"), "2": play("support.wav"), "12": play("twelve.wav")})
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn expected(tail: &[&str]) -> Vec<String> {
+        OPENING
+            .iter()
+            .chain(tail.iter())
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn greeting_then_a_digit_takes_that_child() {
+        let sim = run_with_store(
+            store(
+                menu(json!({})),
+                json!({"interdigit_timeout": 300}),
+                options(),
+            ),
+            script().dtmf_after_app('2', "playback", 1, ms(400)),
+        )
+        .await;
+        assert_eq!(apps(&sim), expected(&["playback support.wav"]));
+        assert_eq!(branches(&sim)[0], "2");
+    }
+
+    #[tokio::test]
+    async fn a_digit_pressed_during_the_greeting_is_not_lost() {
+        let sim = run_with_store(
+            store(
+                menu(json!({})),
+                json!({"interdigit_timeout": 300}),
+                options(),
+            ),
+            script()
+                .file_duration(GREETING, Duration::from_secs(5))
+                .dtmf_after_app('1', "playback", 0, ms(100)),
+        )
+        .await;
+        assert_eq!(apps(&sim), expected(&["playback sales.wav"]));
+        assert_eq!(branches(&sim)[0], "1");
+        // The digit stopped the greeting (it is a playback terminator).
+        let greeting = &sim.transcript.apps[2];
+        assert_eq!(greeting.arg, GREETING);
+        assert_eq!(greeting.response.as_deref(), Some("FILE PLAYED"));
+    }
+
+    #[tokio::test]
+    async fn several_digits_end_with_the_interdigit_timeout() {
+        let sim = run_with_store(
+            store(
+                menu(json!({})),
+                json!({"interdigit_timeout": 1000}),
+                options(),
+            ),
+            script().dtmf("12@playback+300ms").expect("digits"),
+        )
+        .await;
+        assert_eq!(apps(&sim), expected(&["playback twelve.wav"]));
+        assert_eq!(branches(&sim)[0], "12");
+    }
+
+    #[tokio::test]
+    async fn an_invalid_entry_plays_the_invalid_prompt_and_retries() {
+        let sim = run_with_store(
+            store(
+                menu(json!({})),
+                json!({"interdigit_timeout": 300}),
+                options(),
+            ),
+            script()
+                .dtmf_after_app('9', "playback", 1, ms(50))
+                .dtmf_after_app('1', "playback", 3, ms(50)),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim),
+            expected(&[
+                &format!("playback {INVALID_PROMPT}"),
+                "playback menu/greeting.wav",
+                "playback sales.wav"
+            ])
+        );
+        assert_eq!(branches(&sim)[0], "1");
+    }
+
+    #[tokio::test]
+    async fn typing_ahead_during_the_invalid_prompt_skips_the_next_greeting() {
+        let sim = run_with_store(
+            store(
+                menu(json!({})),
+                json!({"interdigit_timeout": 300}),
+                options(),
+            ),
+            script()
+                .file_duration("ivr-that_was_an_invalid_entry", Duration::from_secs(5))
+                .dtmf_after_app('9', "playback", 1, ms(50))
+                .dtmf_after_app('2', "playback", 2, ms(100)),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim),
+            expected(&[
+                &format!("playback {INVALID_PROMPT}"),
+                "playback support.wav"
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_entered_takes_the_timeout_child() {
+        let mut children = options();
+        children["timeout"] = play("timeout.wav");
+        let sim = run_with_store(
+            store(menu(json!({"timeout": 300})), json!({}), children),
+            script(),
+        )
+        .await;
+        assert_eq!(apps(&sim), expected(&["playback timeout.wav"]));
+        assert_eq!(branches(&sim)[0], "timeout");
+    }
+
+    #[tokio::test]
+    async fn retries_run_out_into_max_retries() {
+        let mut children = options();
+        children["max_retries"] = play("bye.wav");
+        children["_"] = play("default.wav");
+        let sim = run_with_store(
+            store(
+                menu(json!({"timeout": 300, "retries": 2})),
+                json!({"interdigit_timeout": 200}),
+                children,
+            ),
+            // One wrong entry, then nothing.
+            script().dtmf_after_app('7', "playback", 1, ms(50)),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim),
+            expected(&[
+                &format!("playback {INVALID_PROMPT}"),
+                "playback menu/greeting.wav",
+                &format!("playback {EXIT_PROMPT}"),
+                "playback bye.wav"
+            ])
+        );
+        assert_eq!(branches(&sim)[0], "max_retries");
+
+        // Without a max_retries child: `_`.
+        let sim = run_with_store(
+            store(
+                menu(json!({"timeout": 300, "retries": 1})),
+                json!({}),
+                json!({"_": play("default.wav")}),
+            ),
+            script(),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim),
+            expected(&[&format!("playback {EXIT_PROMPT}"), "playback default.wav"])
+        );
+        assert_eq!(branches(&sim)[0], "_");
+    }
+
+    #[tokio::test]
+    async fn hunting_branches_to_the_extensions_callflow() {
+        const EXT: &str = "cf0000000000000000000000000000e1";
+        let s = store(
+            menu(json!({"hunt": true, "hunt_deny": "^9"})),
+            json!({"interdigit_timeout": 1000}),
+            options(),
+        );
+        add_callflow(&s, EXT, &["2001"], &[], play("extension.wav"));
+        let sim = run_with_store(s, script().dtmf("2001@playback+100ms").expect("digits")).await;
+        assert_eq!(
+            apps(&sim),
+            expected(&[
+                &format!("playback {TRANSFER_PROMPT}"),
+                "playback extension.wav"
+            ])
+        );
+        assert_eq!(branches(&sim)[0], "branch -> play");
+
+        // A denied or unrouted extension is an invalid entry.
+        let s = store(
+            menu(json!({"hunt": true, "hunt_deny": "^9", "retries": 1})),
+            json!({"interdigit_timeout": 1000}),
+            json!({"_": play("default.wav")}),
+        );
+        add_callflow(&s, EXT, &["9001"], &[], play("extension.wav"));
+        let sim = run_with_store(s, script().dtmf("9001@playback+100ms").expect("digits")).await;
+        assert!(!apps(&sim).contains(&"playback extension.wav".to_string()));
+        assert_eq!(apps(&sim)[3..4], [format!("playback {INVALID_PROMPT}")]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_menu_continues_without_touching_the_call() {
+        let s = store_for(node(
+            "menu",
+            json!({"id": MENU}),
+            json!({"_": play("default.wav")}),
+        ));
+        let sim = run_with_store(s, script()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "answer",
+                "set playback_terminators=123456789*0#",
+                "playback default.wav"
+            ]
+        );
+        assert_eq!(branches(&sim)[0], "_");
+        let _ = ACCOUNT;
+    }
+
+    #[tokio::test]
+    async fn caller_hanging_up_during_the_menu_ends_the_flow() {
+        let sim = run_with_store(
+            store(
+                menu(json!({})),
+                json!({}),
+                json!({"_": play("default.wav")}),
+            ),
+            CallScript::new(crate::engine::testkit::NUMBER)
+                .account(Some(ACCOUNT))
+                .file_duration(GREETING, Duration::from_secs(5))
+                .hangup_after(ms(300)),
+        )
+        .await;
+        assert_caller_hung_up(&sim);
+        assert_eq!(apps(&sim), expected(&[]));
+        assert!(branches(&sim).is_empty());
+    }
 }

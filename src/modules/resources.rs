@@ -243,7 +243,7 @@ impl CallflowModule for Resources {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -273,5 +273,190 @@ mod tests {
         let fax_only = gateway_legs(&resources, "+14155550100", &["fax".into()], &[]);
         assert_eq!(fax_only.len(), 1);
         assert!(gateway_legs(&resources, "5000", &[], &[]).is_empty());
+    }
+
+    use crate::engine::testkit::{
+        ACCOUNT, add_callflow, apps, branches, node, run_with_store, script, script_to, store_for,
+    };
+    use crate::fakeswitch::BridgeOutcome;
+    use crate::modules::bridge::tests::{
+        PREPARE, assert_caller_hung_up, assert_hung_up_by_engine, bridges, play, put,
+    };
+    use crate::store::memory::MemStore;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const PRIMARY: &str = "a0000000000000000000000000000001";
+    const BACKUP: &str = "a0000000000000000000000000000002";
+    const INTL: &str = "a0000000000000000000000000000003";
+    const OFF: &str = "a0000000000000000000000000000004";
+    const NANP: &str = r"^\+?1(\d{10})$";
+
+    /// Carriers: primary (cheap, flagged `fax`, authenticated, 3 gateways of which one is
+    /// disabled), backup (dear, prefix 9), an international-only one and a disabled one.
+    pub(crate) fn carriers(store: &MemStore) {
+        put(
+            store,
+            "resources",
+            PRIMARY,
+            json!({"name": "primary", "weight_cost": 10, "rules": [NANP], "flags": ["fax"],
+                   "gateways": [
+                       {"server": "gw1.primary.example", "username": "acme", "password": "s3cret", "realm": "carrier.example"},
+                       {"server": "gw2.primary.example", "enabled": false},
+                       {"server": "gw3.primary.example", "sip_profile": "carrier"}]}),
+        );
+        put(
+            store,
+            "resources",
+            BACKUP,
+            json!({"name": "backup", "weight_cost": 80, "rules": [NANP],
+                   "gateways": [{"server": "sip.backup.example", "prefix": "9"}]}),
+        );
+        put(
+            store,
+            "resources",
+            INTL,
+            json!({"name": "intl", "weight_cost": 1, "rules": [r"^\+?011(\d+)$"],
+                   "gateways": [{"server": "intl.example"}]}),
+        );
+        put(
+            store,
+            "resources",
+            OFF,
+            json!({"name": "off", "weight_cost": 1, "enabled": false, "rules": [NANP],
+                   "gateways": [{"server": "off.example"}]}),
+        );
+    }
+
+    fn store(data: Value, children: Value) -> Arc<MemStore> {
+        let store = store_for(node("resources", data, children));
+        carriers(&store);
+        store
+    }
+
+    /// The failover dial string for +1 415 555 0100 over every usable gateway.
+    pub(crate) fn all_gateways(timeout: u32) -> String {
+        format!(
+            "{{originate_timeout={timeout}}}[sip_auth_username=acme,sip_auth_password=s3cret,sip_auth_realm=carrier.example]sofia/external/4155550100@gw1.primary.example|sofia/carrier/4155550100@gw3.primary.example|sofia/external/94155550100@sip.backup.example"
+        )
+    }
+
+    #[tokio::test]
+    async fn fails_over_across_matching_gateways_cheapest_first() {
+        let sim = run_with_store(
+            store(
+                json!({"to_did": "+14155550100"}),
+                json!({"_": play("x.wav")}),
+            ),
+            script(),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim),
+            [PREPARE.to_string(), format!("bridge {}", all_gateways(60))]
+        );
+        assert_eq!(branches(&sim), ["stop"]);
+        assert_hung_up_by_engine(&sim, "NORMAL_CLEARING");
+    }
+
+    #[tokio::test]
+    async fn flags_timeout_and_custom_headers() {
+        let data = json!({"to_did": "+14155550100", "outbound_flags": ["fax"], "timeout": 25,
+                          "emit_account_id": true, "custom_sip_headers": {"X-Campaign": "spring"}});
+        let sim = run_with_store(store(data, json!({})), script()).await;
+        let extra = format!("sip_h_X-Account-ID={ACCOUNT},sip_h_X-Campaign=spring");
+        assert_eq!(
+            bridges(&sim),
+            [format!(
+                "{{originate_timeout=25}}[{extra},sip_auth_username=acme,sip_auth_password=s3cret,sip_auth_realm=carrier.example]sofia/external/4155550100@gw1.primary.example|[{extra}]sofia/carrier/4155550100@gw3.primary.example"
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn dials_the_dialled_number_without_to_did() {
+        const OUTBOUND: &str = "cf0000000000000000000000000000aa";
+        let s = store_for(node("answer", json!({}), json!({})));
+        carriers(&s);
+        add_callflow(
+            &s,
+            OUTBOUND,
+            &[],
+            &[r"^\+?1\d{10}$"],
+            node("resources", json!({}), json!({})),
+        );
+        let sim = run_with_store(s, script_to("+14155550100")).await;
+        assert_eq!(bridges(&sim), [all_gateways(60)]);
+    }
+
+    #[tokio::test]
+    async fn carrier_failure_takes_the_cause_child_or_hangs_up_with_it() {
+        let busy = || script().bridge("*", BridgeOutcome::failed("USER_BUSY"));
+        let sim = run_with_store(
+            store(
+                json!({"to_did": "+14155550100"}),
+                json!({"USER_BUSY": play("busy.wav")}),
+            ),
+            busy(),
+        )
+        .await;
+        assert_eq!(branches(&sim)[0], "USER_BUSY");
+        assert_eq!(
+            apps(&sim).last().map(String::as_str),
+            Some("playback busy.wav")
+        );
+
+        let sim = run_with_store(
+            store(
+                json!({"to_did": "+14155550100"}),
+                json!({"_": play("default.wav")}),
+            ),
+            busy(),
+        )
+        .await;
+        assert_eq!(branches(&sim)[0], "_");
+
+        // No child for it: the caller gets the carrier's cause (Kazoo: default response + stop).
+        let sim = run_with_store(store(json!({"to_did": "+14155550100"}), json!({})), busy()).await;
+        assert_eq!(branches(&sim), ["stop (USER_BUSY)"]);
+        assert_hung_up_by_engine(&sim, "USER_BUSY");
+    }
+
+    #[tokio::test]
+    async fn no_matching_resource_is_no_route_destination() {
+        let sim = run_with_store(
+            store(
+                json!({"to_did": "5000"}),
+                json!({"NO_ROUTE_DESTINATION": play("noroute.wav"), "_": play("default.wav")}),
+            ),
+            script(),
+        )
+        .await;
+        assert!(bridges(&sim).is_empty());
+        assert!(!apps(&sim).iter().any(|a| a.starts_with("multiset")));
+        assert_eq!(branches(&sim)[0], "NO_ROUTE_DESTINATION");
+
+        let sim = run_with_store(store(json!({"to_did": "5000"}), json!({})), script()).await;
+        assert!(apps(&sim).is_empty(), "{:?}", apps(&sim));
+        assert_hung_up_by_engine(&sim, "NO_ROUTE_DESTINATION");
+    }
+
+    #[tokio::test]
+    async fn caller_hanging_up_while_the_carrier_rings_ends_the_flow() {
+        let sim = run_with_store(
+            store(
+                json!({"to_did": "+14155550100"}),
+                json!({"_": play("default.wav")}),
+            ),
+            script()
+                .bridge(
+                    "*",
+                    BridgeOutcome::failed("NO_ANSWER").after(Duration::from_secs(20)),
+                )
+                .hangup_after(Duration::from_millis(300)),
+        )
+        .await;
+        assert_caller_hung_up(&sim);
+        assert!(branches(&sim).is_empty());
     }
 }

@@ -218,4 +218,228 @@ mod tests {
         }
         assert!(b_first > 150, "b first {b_first}/200");
     }
+
+    use crate::engine::testkit::{apps, branches, node, run_with_store, script, store_for};
+    use crate::fakeswitch::BridgeOutcome;
+    use crate::modules::bridge::tests::{
+        DEV_A, DEV_B, DEV_C, GROUP_A, PREPARE, REALM, USER_A, assert_caller_hung_up,
+        assert_hung_up_by_engine, bridges, device, owned_device, play, put,
+    };
+    use crate::store::memory::MemStore;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn dev(id: &str, delay: u32, timeout: u32) -> Value {
+        json!({"id": id, "endpoint_type": "device", "delay": delay, "timeout": timeout})
+    }
+
+    /// Devices 2001 (DEV_A), 2002 (DEV_B), 2003 (DEV_C, owned by USER_A); GROUP_A = {DEV_A}.
+    fn store(data: Value, children: Value) -> Arc<MemStore> {
+        let store = store_for(node("ring_group", data, children));
+        put(&store, "devices", DEV_A, device("2001"));
+        put(&store, "devices", DEV_B, device("2002"));
+        put(&store, "devices", DEV_C, owned_device("2003", USER_A));
+        put(&store, "users", USER_A, json!({"first_name": "Ann"}));
+        put(
+            &store,
+            "groups",
+            GROUP_A,
+            json!({"endpoints": {DEV_A: {"type": "device"}}}),
+        );
+        store
+    }
+
+    #[tokio::test]
+    async fn simultaneous_legs_are_sorted_by_delay() {
+        let data = json!({"endpoints": [dev(DEV_A, 10, 20), dev(DEV_B, 0, 15), dev(DEV_C, 5, 20)]});
+        let sim = run_with_store(store(data, json!({"_": play("x.wav")})), script()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                PREPARE.to_string(),
+                format!(
+                    "bridge {{originate_timeout=30,ignore_early_media=true}}[leg_timeout=15]user/2002@{REALM},[leg_timeout=20,leg_delay_start=5]user/2003@{REALM},[leg_timeout=20,leg_delay_start=10]user/2001@{REALM}"
+                )
+            ]
+        );
+        assert_eq!(branches(&sim), ["stop"]);
+        assert_hung_up_by_engine(&sim, "NORMAL_CLEARING");
+    }
+
+    #[tokio::test]
+    async fn single_rings_members_in_order_with_pipes() {
+        let data =
+            json!({"strategy": "single", "endpoints": [dev(DEV_C, 0, 10), dev(DEV_A, 0, 20)]});
+        let sim = run_with_store(store(data, json!({})), script()).await;
+        assert_eq!(
+            bridges(&sim),
+            [format!(
+                "{{originate_timeout=20}}[leg_timeout=10]user/2003@{REALM}|[leg_timeout=20]user/2001@{REALM}"
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn weighted_random_rings_a_permutation_one_by_one() {
+        let data = json!({"strategy": "weighted_random", "endpoints": [
+            {"id": DEV_A, "endpoint_type": "device", "weight": 10},
+            {"id": DEV_B, "endpoint_type": "device", "weight": 50},
+            {"id": DEV_C, "endpoint_type": "device", "weight": 90}]});
+        let mut expected: Vec<String> = ["2001", "2002", "2003"]
+            .iter()
+            .map(|n| format!("[leg_timeout=20]user/{n}@{REALM}"))
+            .collect();
+        expected.sort();
+        for _ in 0..3 {
+            let sim = run_with_store(store(data.clone(), json!({})), script()).await;
+            let dial = bridges(&sim);
+            assert_eq!(dial.len(), 1);
+            let legs = dial[0]
+                .strip_prefix("{originate_timeout=20}")
+                .expect("one timeout for every attempt");
+            assert!(!legs.contains(','), "{legs}");
+            let mut legs: Vec<String> = legs.split('|').map(str::to_string).collect();
+            legs.sort();
+            assert_eq!(legs, expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn users_groups_and_duplicates_ring_once_without_the_callers_device() {
+        // USER_A owns 2003; GROUP_A holds 2001, also listed directly; the caller is 2002.
+        let data = json!({"endpoints": [
+            dev(DEV_A, 0, 20),
+            {"id": USER_A, "endpoint_type": "user"},
+            {"id": GROUP_A, "endpoint_type": "group"},
+            dev(DEV_B, 0, 20)]});
+        let sim = run_with_store(
+            store(data, json!({})),
+            script().var("sip_auth_username", "2002"),
+        )
+        .await;
+        assert_eq!(
+            bridges(&sim),
+            [format!(
+                "{{originate_timeout=20,ignore_early_media=true}}[leg_timeout=20]user/2001@{REALM},[leg_timeout=20]user/2003@{REALM}"
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn unhandled_failure_rings_again_then_takes_default() {
+        let data = json!({"repeats": 3, "endpoints": [dev(DEV_A, 0, 20)]});
+        let sim = run_with_store(
+            store(
+                data,
+                json!({"USER_BUSY": play("busy.wav"), "_": play("default.wav")}),
+            ),
+            script().bridge("*", BridgeOutcome::failed("NO_ANSWER")),
+        )
+        .await;
+        let one = format!("{{originate_timeout=20}}[leg_timeout=20]user/2001@{REALM}");
+        assert_eq!(bridges(&sim), [one.clone(), one.clone(), one]);
+        // Prepared once for the whole call.
+        assert_eq!(
+            apps(&sim)
+                .iter()
+                .filter(|a| a.starts_with("multiset"))
+                .count(),
+            1
+        );
+        assert_eq!(branches(&sim)[0], "_");
+        assert_eq!(
+            apps(&sim).last().map(String::as_str),
+            Some("playback default.wav")
+        );
+    }
+
+    #[tokio::test]
+    async fn handled_failure_does_not_ring_again() {
+        let data = json!({"repeats": 3, "endpoints": [dev(DEV_A, 0, 20)]});
+        let sim = run_with_store(
+            store(
+                data,
+                json!({"NO_ANSWER": play("noanswer.wav"), "_": play("default.wav")}),
+            ),
+            script().bridge("*", BridgeOutcome::failed("NO_ANSWER")),
+        )
+        .await;
+        assert_eq!(bridges(&sim).len(), 1);
+        assert_eq!(branches(&sim)[0], "NO_ANSWER");
+        assert_eq!(
+            apps(&sim).last().map(String::as_str),
+            Some("playback noanswer.wav")
+        );
+    }
+
+    #[tokio::test]
+    async fn caller_hanging_up_while_it_rings_ends_the_flow_without_repeats() {
+        let data = json!({"repeats": 3, "endpoints": [dev(DEV_A, 0, 20)]});
+        let sim = run_with_store(
+            store(data, json!({"_": play("default.wav")})),
+            script()
+                .bridge(
+                    "*",
+                    BridgeOutcome::failed("NO_ANSWER").after(Duration::from_secs(20)),
+                )
+                .hangup_after(Duration::from_millis(300)),
+        )
+        .await;
+        assert_caller_hung_up(&sim);
+        assert_eq!(bridges(&sim).len(), 1);
+        assert!(branches(&sim).is_empty());
+    }
+
+    #[tokio::test]
+    async fn no_member_to_ring_continues() {
+        let data = json!({"endpoints": [dev(DEV_A, 0, 20)]});
+        let sim = run_with_store(
+            store(data, json!({"_": play("default.wav")})),
+            script().var("sip_auth_username", "2001"),
+        )
+        .await;
+        assert!(bridges(&sim).is_empty());
+        assert_eq!(branches(&sim)[0], "_");
+    }
+
+    #[tokio::test]
+    async fn call_forward_is_followed_only_when_asked_and_ringback_is_set() {
+        let forwarded_store = |data: Value| {
+            let s = store(data, json!({}));
+            let mut forwarded = device("2001");
+            forwarded["call_forward"] = json!({"enabled": true, "number": "5551234"});
+            put(&s, "devices", DEV_A, forwarded);
+            s
+        };
+        let sim = run_with_store(
+            forwarded_store(json!({"endpoints": [dev(DEV_A, 0, 20)]})),
+            script(),
+        )
+        .await;
+        assert_eq!(
+            bridges(&sim),
+            [format!(
+                "{{originate_timeout=20}}[leg_timeout=20]user/2001@{REALM}"
+            )]
+        );
+
+        let sim = run_with_store(
+            forwarded_store(
+                json!({"endpoints": [dev(DEV_A, 0, 20)], "ignore_forward": false,
+                                   "ringback": "ringback/us-ring.wav"}),
+            ),
+            script(),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim)[1..],
+            [
+                "set ringback=ringback/us-ring.wav".to_string(),
+                format!(
+                    "bridge {{originate_timeout=20}}[account_id={},leg_timeout=20]loopback/5551234/default",
+                    crate::engine::testkit::ACCOUNT
+                )
+            ]
+        );
+    }
 }

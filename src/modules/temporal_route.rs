@@ -16,8 +16,9 @@
 //! (Kazoo falls back to the owner's, the device's, then the account's zone).
 //!
 //! Clock: the real clock, unless the call's key/value store holds
-//! [`temporal::NOW_OVERRIDE_KEY`] (`"temporal_now"`: RFC 3339 or Unix seconds), which tests and
-//! `simulate` set to evaluate the flow at a chosen instant.
+//! [`temporal::NOW_OVERRIDE_KEY`] (`"temporal_now"`: RFC 3339 or Unix seconds), which tests set
+//! (the testkit's `run_with_kvs`) to evaluate the flow at a chosen instant. No flow, channel
+//! variable or `simulate` option sets it yet.
 //!
 //! `action`: Kazoo's `menu` | `enable` | `disable` | `reset` are feature codes that prompt the
 //! caller and then rewrite the stored rules' `enabled` flag (`menu` collects 1/2/3 for the other
@@ -420,5 +421,122 @@ mod tests {
         let mut errors = FieldErrors::new();
         entry.validate_data(&mut bad, "flow.data", &mut errors);
         assert!(errors.contains("flow.data.rules"));
+    }
+
+    mod end_to_end {
+        use super::{HOLIDAYS, LUNCH, OFFICE, docs};
+        use crate::callflow::temporal::NOW_OVERRIDE_KEY;
+        use crate::engine::executor::FlowEnd;
+        use crate::engine::session::SessionEnd;
+        use crate::engine::simulate::Simulation;
+        use crate::engine::testkit::{
+            ACCOUNT, apps, branches, node, run_with_kvs, script, store_for,
+        };
+        use crate::modules::bridge::tests::play;
+        use serde_json::{Value, json};
+
+        /// Runs `data` with children office/lunch/`_` at the instant `now`, the rules stored in
+        /// the account (xmas in the HOLIDAYS set).
+        async fn run_at(data: Value, children: Value, now: &str) -> Simulation {
+            let store = store_for(node("temporal_route", data, children));
+            let src = docs();
+            for (id, doc) in &src.rules {
+                store.put(ACCOUNT, "temporal_rules", id, doc.clone());
+            }
+            store.put(
+                ACCOUNT,
+                "temporal_rules_sets",
+                HOLIDAYS,
+                src.sets[HOLIDAYS].clone(),
+            );
+            run_with_kvs(store, script(), vec![(NOW_OVERRIDE_KEY, json!(now))]).await
+        }
+
+        fn children() -> Value {
+            json!({OFFICE: play("open.wav"), HOLIDAYS: play("holiday.wav"), "_": play("closed.wav")})
+        }
+
+        fn played(sim: &Simulation) -> Option<String> {
+            apps(sim).last().cloned()
+        }
+
+        #[tokio::test]
+        async fn office_hours_take_the_rule_child_and_send_nothing_themselves() {
+            // Wednesday 12:30 in New York.
+            let sim = run_at(
+                json!({"timezone": "America/New_York"}),
+                children(),
+                "2024-01-10T17:30:00Z",
+            )
+            .await;
+            assert_eq!(
+                apps(&sim),
+                [
+                    "answer",
+                    "set playback_terminators=123456789*0#",
+                    "playback open.wav"
+                ]
+            );
+            assert_eq!(branches(&sim)[0], OFFICE);
+            assert_eq!(
+                sim.report.end,
+                SessionEnd::Flow(FlowEnd::Hangup("NORMAL_CLEARING".into()))
+            );
+        }
+
+        #[tokio::test]
+        async fn outside_every_rule_takes_default() {
+            // Saturday 20:00 in New York.
+            let sim = run_at(
+                json!({"timezone": "America/New_York"}),
+                children(),
+                "2024-01-14T01:00:00Z",
+            )
+            .await;
+            assert_eq!(played(&sim).as_deref(), Some("playback closed.wav"));
+            assert_eq!(branches(&sim)[0], "_");
+        }
+
+        #[tokio::test]
+        async fn data_rules_come_first_and_sets_match_by_their_id() {
+            // Christmas 2024 is a Wednesday: the holiday set listed in data.rules wins over
+            // office hours.
+            let sim = run_at(
+                json!({"timezone": "America/New_York", "rules": [HOLIDAYS]}),
+                children(),
+                "2024-12-25T15:00:00Z",
+            )
+            .await;
+            assert_eq!(played(&sim).as_deref(), Some("playback holiday.wav"));
+            assert_eq!(branches(&sim)[0], HOLIDAYS);
+
+            // A matching rule without a child of its own continues to `_`.
+            let sim = run_at(
+                json!({"timezone": "America/New_York", "rules": [LUNCH]}),
+                children(),
+                "2024-01-10T17:30:00Z",
+            )
+            .await;
+            assert_eq!(played(&sim).as_deref(), Some("playback closed.wav"));
+        }
+
+        #[tokio::test]
+        async fn the_time_zone_decides() {
+            // 08:30 UTC on a Wednesday: office hours in Berlin, not in New York.
+            let berlin = run_at(
+                json!({"timezone": "Europe/Berlin"}),
+                children(),
+                "2024-01-10T08:30:00Z",
+            )
+            .await;
+            assert_eq!(played(&berlin).as_deref(), Some("playback open.wav"));
+            let new_york = run_at(
+                json!({"timezone": "America/New_York"}),
+                children(),
+                "2024-01-10T08:30:00Z",
+            )
+            .await;
+            assert_eq!(played(&new_york).as_deref(), Some("playback closed.wav"));
+        }
     }
 }
