@@ -271,7 +271,8 @@ impl Call {
         self.dtmf.clear();
     }
 
-    fn ended(&self) -> Option<CallEnded> {
+    /// Why the call cannot go on (hung up, socket gone, deadline passed), if it cannot.
+    pub fn ended(&self) -> Option<CallEnded> {
         if let Some(cause) = &self.hangup_cause {
             return Some(CallEnded::HungUp(cause.clone()));
         }

@@ -51,8 +51,8 @@ pub fn script() -> CallScript {
     CallScript::new(NUMBER).account(Some(ACCOUNT))
 }
 
-/// Runs `flow` (validated like the API would, so defaults apply) for one scripted call.
-pub async fn run(flow: Value, script: CallScript) -> Simulation {
+/// `flow` validated like the API would (defaults written in); panics when it is invalid.
+pub fn validated(flow: Value) -> Value {
     let mut flow = flow;
     let mut errors = crate::callflow::errors::FieldErrors::new();
     crate::modules::validate_flow(&mut flow, "flow", &mut errors);
@@ -61,12 +61,37 @@ pub async fn run(flow: Value, script: CallScript) -> Simulation {
         "test flow is invalid: {}",
         errors.to_json()
     );
-    run_with_store(store_with_flow(flow), script).await
+    flow
+}
+
+/// Stores one more callflow (validated) in [`ACCOUNT`] under `id`.
+pub fn put_callflow(store: &MemStore, id: &str, numbers: Value, flow: Value) {
+    store.put(
+        ACCOUNT,
+        "callflows",
+        id,
+        json!({"numbers": numbers, "flow": validated(flow)}),
+    );
+}
+
+/// Runs `flow` (validated like the API would, so defaults apply) for one scripted call.
+pub async fn run(flow: Value, script: CallScript) -> Simulation {
+    run_with_store(store_with_flow(validated(flow)), script).await
 }
 
 /// Runs a call against a prepared store.
 pub async fn run_with_store(store: Arc<MemStore>, script: CallScript) -> Simulation {
-    match tokio::time::timeout(Duration::from_secs(60), simulate(ctx(store), script)).await {
+    run_with_config(store, config(), script).await
+}
+
+/// Runs a call against a prepared store with custom engine settings (default account, limits).
+pub async fn run_with_config(
+    store: Arc<MemStore>,
+    config: EngineConfig,
+    script: CallScript,
+) -> Simulation {
+    let ctx = EngineContext::new(config, store);
+    match tokio::time::timeout(Duration::from_secs(60), simulate(ctx, script)).await {
         Ok(Ok(simulation)) => simulation,
         Ok(Err(error)) => panic!("simulation failed: {error}"),
         Err(_) => panic!("simulation did not finish within 60 s"),
@@ -99,6 +124,49 @@ pub fn branches(simulation: &Simulation) -> Vec<String> {
             crate::engine::call::TimelineEntry::Branch { key } => Some(key.clone()),
             _ => None,
         })
+        .collect()
+}
+
+/// The modules the executor entered, in order.
+pub fn modules_run(simulation: &Simulation) -> Vec<String> {
+    simulation
+        .report
+        .timeline
+        .iter()
+        .filter_map(|(_, entry)| match entry {
+            crate::engine::call::TimelineEntry::Module { module, .. } => Some(module.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Timeline notes (limits reached, routing, hangups), in order.
+pub fn notes(simulation: &Simulation) -> Vec<String> {
+    simulation
+        .report
+        .timeline
+        .iter()
+        .filter_map(|(_, entry)| match entry {
+            crate::engine::call::TimelineEntry::Note { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A marker node: `set_variable marker=<value>`, visible as the app `set marker=<value>`.
+pub fn marker(value: &str, children: Value) -> Value {
+    node(
+        "set_variable",
+        json!({"variable": "marker", "value": value}),
+        children,
+    )
+}
+
+/// The `set marker=...` values the switch was asked to run, in order.
+pub fn markers(simulation: &Simulation) -> Vec<String> {
+    apps(simulation)
+        .into_iter()
+        .filter_map(|a| a.strip_prefix("set marker=").map(str::to_string))
         .collect()
 }
 
