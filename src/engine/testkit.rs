@@ -1,5 +1,8 @@
 //! Helpers for tests that run flows through the real engine and the fake switch.
 
+use crate::engine::call::CallEnded;
+use crate::engine::executor::FlowEnd;
+use crate::engine::session::SessionEnd;
 use crate::engine::simulate::{Simulation, simulate};
 use crate::engine::{EngineConfig, EngineContext};
 use crate::fakeswitch::CallScript;
@@ -168,6 +171,35 @@ pub fn markers(simulation: &Simulation) -> Vec<String> {
         .into_iter()
         .filter_map(|a| a.strip_prefix("set marker=").map(str::to_string))
         .collect()
+}
+
+/// True when the flow ran to its end and the engine hung up NORMAL_CLEARING.
+pub fn completed(simulation: &Simulation) -> bool {
+    simulation.report.end == SessionEnd::Flow(FlowEnd::Hangup("NORMAL_CLEARING".into()))
+        && simulation.transcript.hangup_cause() == Some("NORMAL_CLEARING")
+}
+
+/// True when the flow ended because the channel hung up under it (caller hangup).
+pub fn ended_by_hangup(simulation: &Simulation) -> bool {
+    matches!(
+        simulation.report.end,
+        SessionEnd::Flow(FlowEnd::Ended(CallEnded::HungUp(_)))
+    )
+}
+
+/// A call whose caller hangs up 100 ms in while every app waits 400 ms to start: the first
+/// app the flow sends never runs, so the module sees the hangup instead of its completion.
+pub fn caller_gone_before_first_app() -> CallScript {
+    script()
+        .app_start_delay(Duration::from_millis(400))
+        .hangup_after(Duration::from_millis(100))
+}
+
+/// A call whose media lasts 5 s and whose caller hangs up 500 ms in (mid-prompt).
+pub fn caller_hangs_up_mid_media() -> CallScript {
+    script()
+        .media_time(Duration::from_secs(5))
+        .hangup_after(Duration::from_millis(500))
 }
 
 /// Shorthand for a node.
