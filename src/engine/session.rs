@@ -201,8 +201,11 @@ fn load_flow(call: &Call, account_id: &str, route: &RouteMatch) -> Result<Node, 
     Node::from_value(&flow).map_err(|e| e.to_string())
 }
 
-/// Puts Kazoo's route context (`cf_capture_group`, named captures) where modules read it.
-fn expose_route(call: &mut Call, route: &RouteMatch) {
+/// Puts Kazoo's route context (`cf_capture_group`, named captures) where modules read it,
+/// replacing the previous route's (a hunt re-routes the call mid-flow).
+pub(crate) fn expose_route(call: &mut Call, route: &RouteMatch) {
+    call.kvs.remove("capture_group");
+    call.kvs.remove("capture_groups");
     if let Some(capture) = &route.capture_group {
         call.kvs
             .insert("capture_group".into(), Value::String(capture.clone()));
