@@ -503,7 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn switch_dropping_the_socket_mid_playback_ends_the_call_cleanly() {
-        let script = script().fault(Fault::DropAfter(Duration::from_millis(400)));
+        let script = script().fault(Fault::DropAfter(Duration::from_millis(800)));
         let sim = run_with_store(long_playback(), script).await;
         assert!(
             matches!(

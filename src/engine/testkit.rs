@@ -187,19 +187,19 @@ pub fn ended_by_hangup(simulation: &Simulation) -> bool {
     )
 }
 
-/// A call whose caller hangs up 100 ms in while every app waits 400 ms to start: the first
-/// app the flow sends never runs, so the module sees the hangup instead of its completion.
+/// A call whose caller hangs up 300 ms in while every app waits 2 s to start: the first app
+/// the flow sends never runs, so the module sees the hangup instead of its completion.
 pub fn caller_gone_before_first_app() -> CallScript {
     script()
-        .app_start_delay(Duration::from_millis(400))
-        .hangup_after(Duration::from_millis(100))
+        .app_start_delay(Duration::from_secs(2))
+        .hangup_after(Duration::from_millis(300))
 }
 
-/// A call whose media lasts 5 s and whose caller hangs up 500 ms in (mid-prompt).
+/// A call whose media lasts 5 s and whose caller hangs up 800 ms in (mid-prompt).
 pub fn caller_hangs_up_mid_media() -> CallScript {
     script()
         .media_time(Duration::from_secs(5))
-        .hangup_after(Duration::from_millis(500))
+        .hangup_after(Duration::from_millis(800))
 }
 
 /// Shorthand for a node.

@@ -251,7 +251,7 @@ mod tests {
     async fn caller_hangup_in_the_room_ends_the_flow() {
         let script = script()
             .app_duration("conference", Duration::from_secs(5))
-            .hangup_after(Duration::from_millis(500));
+            .hangup_after(Duration::from_millis(800));
         let sim = run(conference(json!({"config": {"name": "sales"}})), script).await;
         assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
         assert!(markers(&sim).is_empty());

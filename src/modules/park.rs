@@ -183,7 +183,7 @@ mod tests {
     fn dial(number: &str) -> CallScript {
         CallScript::new(number)
             .account(Some(ACCOUNT))
-            .hangup_after(Duration::from_millis(500))
+            .hangup_after(Duration::from_millis(800))
     }
 
     fn lot_name() -> String {
