@@ -342,7 +342,9 @@ impl Call {
         self.dtmf.clear();
     }
 
-    fn ended(&self) -> Option<CallEnded> {
+    /// Why the call cannot go on (hung up, socket gone, transferred, deadline passed), if it
+    /// cannot.
+    pub fn ended(&self) -> Option<CallEnded> {
         if self.transferred {
             return Some(CallEnded::Transferred);
         }
@@ -478,7 +480,9 @@ impl Call {
             return Ok(());
         }
         let uuid = self.uuid.clone();
-        self.api(&format!("uuid_kill {uuid} {cause}")).await.map(|_| ())
+        self.api(&format!("uuid_kill {uuid} {cause}"))
+            .await
+            .map(|_| ())
     }
 
     /// Runs an API command on the switch (`uuid_break`, `uuid_transfer`, ...); needs `full`.

@@ -252,8 +252,11 @@ async fn enable_metaflows(call: &mut Call, callflow_doc: &Value) {
     }
 }
 
-/// Puts Kazoo's route context (`cf_capture_group`, named captures) where modules read it.
-fn expose_route(call: &mut Call, route: &RouteMatch) {
+/// Puts Kazoo's route context (`cf_capture_group`, named captures) where modules read it,
+/// replacing the previous route's (a hunt re-routes the call mid-flow).
+pub(crate) fn expose_route(call: &mut Call, route: &RouteMatch) {
+    call.kvs.remove("capture_group");
+    call.kvs.remove("capture_groups");
     if let Some(capture) = &route.capture_group {
         call.kvs
             .insert("capture_group".into(), Value::String(capture.clone()));
@@ -362,4 +365,235 @@ async fn finish(call: &mut Call, end: &SessionEnd) {
         }
     }
     let _ = call.client().disconnect().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testkit::{
+        ACCOUNT, apps, config, marker, markers, node, run_with_config, run_with_store, script,
+        store_with_flow, validated,
+    };
+    use crate::fakeswitch::{CallEnd, CallScript, Fault, HangupBy};
+    use crate::store::Account;
+    use crate::store::memory::MemStore;
+    use serde_json::json;
+    use std::time::Duration;
+
+    const OTHER: &str = "0123456789abcdef0123456789abcde2";
+    const FALLBACK: &str = "0123456789abcdef0123456789abcde3";
+    const NOWHERE: &str = "nowhere.example";
+
+    /// Three accounts with a callflow on 1000 each, setting a marker that names the account:
+    /// `test` (realm test.callflowd), `other` (realm other.callflowd), `fallback` (no realm).
+    fn three_accounts() -> Arc<MemStore> {
+        let store = store_with_flow(validated(marker("test", json!({}))));
+        for (id, name, realm) in [
+            (OTHER, "other", Some("other.callflowd")),
+            (FALLBACK, "fallback", None),
+        ] {
+            store.add_account(Account {
+                id: id.into(),
+                name: name.into(),
+                realm: realm.map(str::to_string),
+            });
+            store.put(
+                id,
+                "callflows",
+                &format!("cf{}", &id[2..]),
+                json!({"numbers": ["1000"], "flow": validated(marker(name, json!({})))}),
+            );
+        }
+        store
+    }
+
+    fn no_account_call() -> CallScript {
+        CallScript::new("1000").account(None).domain(NOWHERE)
+    }
+
+    #[tokio::test]
+    async fn account_id_variable_comes_first() {
+        let sim = run_with_store(three_accounts(), script().domain("other.callflowd")).await;
+        assert_eq!(markers(&sim), ["test"]);
+    }
+
+    #[tokio::test]
+    async fn unknown_account_id_falls_back_to_the_realm() {
+        let script = CallScript::new("1000")
+            .account(Some("ffffffffffffffffffffffffffffffff"))
+            .domain("other.callflowd");
+        let sim = run_with_store(three_accounts(), script).await;
+        assert_eq!(markers(&sim), ["other"]);
+    }
+
+    #[tokio::test]
+    async fn realm_of_domain_name_then_sip_req_host() {
+        let by_domain = CallScript::new("1000")
+            .account(None)
+            .domain("other.callflowd");
+        let sim = run_with_store(three_accounts(), by_domain).await;
+        assert_eq!(markers(&sim), ["other"]);
+
+        // domain_name unknown: the request host decides.
+        let by_host = no_account_call().var("sip_req_host", "other.callflowd");
+        let sim = run_with_store(three_accounts(), by_host).await;
+        assert_eq!(markers(&sim), ["other"]);
+
+        // Both known: domain_name wins.
+        let both = CallScript::new("1000")
+            .account(None)
+            .domain("test.callflowd")
+            .var("sip_req_host", "other.callflowd");
+        let sim = run_with_store(three_accounts(), both).await;
+        assert_eq!(markers(&sim), ["test"]);
+    }
+
+    #[tokio::test]
+    async fn default_account_when_nothing_else_matches() {
+        let with_default = crate::engine::EngineConfig {
+            default_account: Some(FALLBACK.into()),
+            ..config()
+        };
+        let sim = run_with_config(three_accounts(), with_default, no_account_call()).await;
+        assert_eq!(markers(&sim), ["fallback"]);
+    }
+
+    #[tokio::test]
+    async fn no_account_at_all_is_unallocated() {
+        let sim = run_with_store(three_accounts(), no_account_call()).await;
+        assert_eq!(sim.report.end, SessionEnd::Rejected("no account".into()));
+        assert!(apps(&sim).is_empty());
+        assert_eq!(sim.transcript.hangup_cause(), Some(UNALLOCATED));
+        assert_eq!(
+            sim.transcript.hangup.as_ref().map(|h| h.by.clone()),
+            Some(HangupBy::Controller)
+        );
+    }
+
+    /// ACCOUNT with an exact number 1234, a pattern `^12(\d+)$` (branch_bnumber on the capture
+    /// group) and a `no_match` callflow.
+    fn routed_store() -> Arc<MemStore> {
+        let store = store_with_flow(validated(marker("thousand", json!({}))));
+        store.put(
+            ACCOUNT,
+            "callflows",
+            "00000000000000000000000000000b01",
+            json!({"numbers": ["1234"], "flow": validated(marker("number", json!({})))}),
+        );
+        store.put(
+            ACCOUNT,
+            "callflows",
+            "00000000000000000000000000000b02",
+            json!({"patterns": ["^12(\\d+)$"], "flow": validated(node(
+                "branch_bnumber",
+                json!({}),
+                json!({
+                    "34": marker("pattern-34", json!({})),
+                    "99": marker("pattern-99", json!({})),
+                    "_": marker("pattern-other", json!({}))
+                }),
+            ))}),
+        );
+        store.put(
+            ACCOUNT,
+            "callflows",
+            "00000000000000000000000000000b03",
+            json!({"numbers": ["no_match"], "flow": validated(marker("no_match", json!({})))}),
+        );
+        store
+    }
+
+    fn dial(number: &str) -> CallScript {
+        CallScript::new(number).account(Some(ACCOUNT))
+    }
+
+    #[tokio::test]
+    async fn exact_number_beats_a_matching_pattern() {
+        let sim = run_with_store(routed_store(), dial("1234")).await;
+        assert_eq!(markers(&sim), ["number"]);
+    }
+
+    #[tokio::test]
+    async fn pattern_capture_group_reaches_the_module() {
+        let sim = run_with_store(routed_store(), dial("1299")).await;
+        assert_eq!(markers(&sim), ["pattern-99"]);
+        let sim = run_with_store(routed_store(), dial("12777")).await;
+        assert_eq!(markers(&sim), ["pattern-other"]);
+    }
+
+    #[tokio::test]
+    async fn no_match_catches_unknown_digits_only() {
+        let sim = run_with_store(routed_store(), dial("5555")).await;
+        assert_eq!(markers(&sim), ["no_match"]);
+        // Not all digits: no_match does not apply.
+        let sim = run_with_store(routed_store(), dial("*55")).await;
+        assert_eq!(
+            sim.report.end,
+            SessionEnd::Rejected("no callflow for *55".into())
+        );
+        assert_eq!(sim.transcript.hangup_cause(), Some(UNALLOCATED));
+    }
+
+    #[tokio::test]
+    async fn unknown_number_is_unallocated() {
+        let sim = run_with_store(store_with_flow(json!({})), dial("5555")).await;
+        assert_eq!(
+            sim.report.end,
+            SessionEnd::Rejected("no callflow for 5555".into())
+        );
+        assert!(apps(&sim).is_empty());
+        assert_eq!(sim.transcript.hangup_cause(), Some(UNALLOCATED));
+    }
+
+    fn long_playback() -> Arc<MemStore> {
+        store_with_flow(validated(node(
+            "play",
+            json!({"id": "silence_stream://5000", "answer": false}),
+            json!({"_": marker("after", json!({}))}),
+        )))
+    }
+
+    #[tokio::test]
+    async fn switch_dropping_the_socket_mid_playback_ends_the_call_cleanly() {
+        let script = script().fault(Fault::DropAfter(Duration::from_millis(800)));
+        let sim = run_with_store(long_playback(), script).await;
+        assert!(
+            matches!(
+                sim.report.end,
+                SessionEnd::Flow(FlowEnd::Ended(CallEnded::Disconnected(_)))
+            ),
+            "{:?}",
+            sim.report.end
+        );
+        assert!(markers(&sim).is_empty());
+        assert!(matches!(sim.transcript.end, Some(CallEnd::Fault(_))));
+    }
+
+    #[tokio::test]
+    async fn switch_dropping_the_socket_on_a_command_ends_the_call_cleanly() {
+        // Commands: 1 connect, 2 myevents, 3 linger, 4 resume, 5 set terminators, 6 playback.
+        let script = script().fault(Fault::DropOnCommand(6));
+        let sim = run_with_store(long_playback(), script).await;
+        assert!(
+            matches!(
+                sim.report.end,
+                SessionEnd::Flow(FlowEnd::Ended(CallEnded::Disconnected(_)))
+            ),
+            "{:?}",
+            sim.report.end
+        );
+        assert!(markers(&sim).is_empty());
+    }
+
+    #[tokio::test]
+    async fn switch_dropping_the_socket_during_set_up_fails_the_session() {
+        let script = script().fault(Fault::DropOnCommand(2));
+        let sim = run_with_store(long_playback(), script).await;
+        assert!(
+            matches!(sim.report.end, SessionEnd::SetupFailed(_)),
+            "{:?}",
+            sim.report.end
+        );
+        assert!(apps(&sim).is_empty());
+    }
 }

@@ -1,5 +1,8 @@
 //! Helpers for tests that run flows through the real engine and the fake switch.
 
+use crate::engine::call::CallEnded;
+use crate::engine::executor::FlowEnd;
+use crate::engine::session::SessionEnd;
 use crate::engine::simulate::{Simulation, simulate};
 use crate::engine::{EngineConfig, EngineContext};
 use crate::fakeswitch::CallScript;
@@ -51,8 +54,8 @@ pub fn script() -> CallScript {
     CallScript::new(NUMBER).account(Some(ACCOUNT))
 }
 
-/// Runs `flow` (validated like the API would, so defaults apply) for one scripted call.
-pub async fn run(flow: Value, script: CallScript) -> Simulation {
+/// `flow` validated like the API would (defaults written in); panics when it is invalid.
+pub fn validated(flow: Value) -> Value {
     let mut flow = flow;
     let mut errors = crate::callflow::errors::FieldErrors::new();
     crate::modules::validate_flow(&mut flow, "flow", &mut errors);
@@ -61,12 +64,37 @@ pub async fn run(flow: Value, script: CallScript) -> Simulation {
         "test flow is invalid: {}",
         errors.to_json()
     );
-    run_with_store(store_with_flow(flow), script).await
+    flow
+}
+
+/// Stores one more callflow (validated) in [`ACCOUNT`] under `id`.
+pub fn put_callflow(store: &MemStore, id: &str, numbers: Value, flow: Value) {
+    store.put(
+        ACCOUNT,
+        "callflows",
+        id,
+        json!({"numbers": numbers, "flow": validated(flow)}),
+    );
+}
+
+/// Runs `flow` (validated like the API would, so defaults apply) for one scripted call.
+pub async fn run(flow: Value, script: CallScript) -> Simulation {
+    run_with_store(store_with_flow(validated(flow)), script).await
 }
 
 /// Runs a call against a prepared store.
 pub async fn run_with_store(store: Arc<MemStore>, script: CallScript) -> Simulation {
-    match tokio::time::timeout(Duration::from_secs(60), simulate(ctx(store), script)).await {
+    run_with_config(store, config(), script).await
+}
+
+/// Runs a call against a prepared store with custom engine settings (default account, limits).
+pub async fn run_with_config(
+    store: Arc<MemStore>,
+    config: EngineConfig,
+    script: CallScript,
+) -> Simulation {
+    let ctx = EngineContext::new(config, store);
+    match tokio::time::timeout(Duration::from_secs(60), simulate(ctx, script)).await {
         Ok(Ok(simulation)) => simulation,
         Ok(Err(error)) => panic!("simulation failed: {error}"),
         Err(_) => panic!("simulation did not finish within 60 s"),
@@ -102,22 +130,81 @@ pub fn branches(simulation: &Simulation) -> Vec<String> {
         .collect()
 }
 
+/// The modules the executor entered, in order.
+pub fn modules_run(simulation: &Simulation) -> Vec<String> {
+    simulation
+        .report
+        .timeline
+        .iter()
+        .filter_map(|(_, entry)| match entry {
+            crate::engine::call::TimelineEntry::Module { module, .. } => Some(module.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Timeline notes (limits reached, routing, hangups), in order.
+pub fn notes(simulation: &Simulation) -> Vec<String> {
+    simulation
+        .report
+        .timeline
+        .iter()
+        .filter_map(|(_, entry)| match entry {
+            crate::engine::call::TimelineEntry::Note { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A marker node: `set_variable marker=<value>`, visible as the app `set marker=<value>`.
+pub fn marker(value: &str, children: Value) -> Value {
+    node(
+        "set_variable",
+        json!({"variable": "marker", "value": value}),
+        children,
+    )
+}
+
+/// The `set marker=...` values the switch was asked to run, in order.
+pub fn markers(simulation: &Simulation) -> Vec<String> {
+    apps(simulation)
+        .into_iter()
+        .filter_map(|a| a.strip_prefix("set marker=").map(str::to_string))
+        .collect()
+}
+
+/// True when the flow ran to its end and the engine hung up NORMAL_CLEARING.
+pub fn completed(simulation: &Simulation) -> bool {
+    simulation.report.end == SessionEnd::Flow(FlowEnd::Hangup("NORMAL_CLEARING".into()))
+        && simulation.transcript.hangup_cause() == Some("NORMAL_CLEARING")
+}
+
+/// True when the flow ended because the channel hung up under it (caller hangup).
+pub fn ended_by_hangup(simulation: &Simulation) -> bool {
+    matches!(
+        simulation.report.end,
+        SessionEnd::Flow(FlowEnd::Ended(CallEnded::HungUp(_)))
+    )
+}
+
+/// A call whose caller hangs up 300 ms in while every app waits 2 s to start: the first app
+/// the flow sends never runs, so the module sees the hangup instead of its completion.
+pub fn caller_gone_before_first_app() -> CallScript {
+    script()
+        .app_start_delay(Duration::from_secs(2))
+        .hangup_after(Duration::from_millis(300))
+}
+
+/// A call whose media lasts 5 s and whose caller hangs up 800 ms in (mid-prompt).
+pub fn caller_hangs_up_mid_media() -> CallScript {
+    script()
+        .media_time(Duration::from_secs(5))
+        .hangup_after(Duration::from_millis(800))
+}
+
 /// Shorthand for a node.
 pub fn node(module: &str, data: Value, children: Value) -> Value {
     json!({"module": module, "data": data, "children": children})
-}
-
-/// Validates `flow` like the API does (defaults written in); panics on a validation error.
-pub fn validated(flow: Value) -> Value {
-    let mut flow = flow;
-    let mut errors = crate::callflow::errors::FieldErrors::new();
-    crate::modules::validate_flow(&mut flow, "flow", &mut errors);
-    assert!(
-        errors.is_empty(),
-        "test flow is invalid: {}",
-        errors.to_json()
-    );
-    flow
 }
 
 /// [`store_with_flow`] with `flow` validated first, like [`run`] does.

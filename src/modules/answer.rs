@@ -84,4 +84,49 @@ mod tests {
         );
         assert!(!apps(&sim).iter().any(|a| a.starts_with("playback")));
     }
+
+    #[tokio::test]
+    async fn sends_one_locked_execute_and_takes_the_default_child() {
+        use crate::engine::testkit::{branches, completed, marker};
+        let flow = node(
+            "answer",
+            json!({}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(apps(&sim), ["answer", "set marker=after"]);
+        assert_eq!(branches(&sim), ["_", "_ (no child: stop)"]);
+        assert!(completed(&sim), "{:?}", sim.report.end);
+        // The exact sendmsg: execute, the app, event-lock and a fresh event-uuid.
+        let answer = sim
+            .transcript
+            .commands
+            .iter()
+            .find(|c| c.app() == Some("answer"))
+            .expect("answer was sent");
+        assert_eq!(answer.line, "sendmsg");
+        assert_eq!(answer.header("call-command"), Some("execute"));
+        assert_eq!(answer.header("event-lock"), Some("true"));
+        assert_eq!(answer.header("execute-app-arg"), None);
+        let uuid = answer.header("event-uuid").unwrap_or_default();
+        assert!(uuid.starts_with(&sim.report.uuid), "{uuid}");
+        assert_eq!(sim.transcript.app_responses()[0].0, "answer");
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_while_answer_is_queued_skips_the_children() {
+        use crate::engine::testkit::{caller_gone_before_first_app, ended_by_hangup, marker};
+        let flow = node(
+            "answer",
+            json!({}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, caller_gone_before_first_app()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(apps(&sim), ["answer"]);
+        assert!(
+            sim.transcript.apps.is_empty(),
+            "the queued answer never ran"
+        );
+    }
 }

@@ -190,6 +190,27 @@ impl CallflowModule for AudioMacro {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::testkit::*;
+    use std::time::Duration;
+
+    const ALL_KEYS: &str = "set playback_terminators=123456789*0#";
+
+    fn macro_node(macros: Value) -> Value {
+        node(
+            "audio_macro",
+            json!({"macros": macros}),
+            json!({"_": marker("after", json!({}))}),
+        )
+    }
+
+    fn four_items() -> Value {
+        json!([
+            {"macro": "play", "id": "custom/intro.wav"},
+            {"macro": "say", "text": "42"},
+            {"macro": "tone", "frequencies": [440], "duration_on": 200, "duration_off": 0},
+            {"macro": "prompt", "id": "ivr/ivr-thank_you.wav"}
+        ])
+    }
 
     #[test]
     fn tone_item() {
@@ -204,5 +225,72 @@ mod tests {
                 "tone_stream://v=-10;%(1000,0,350,440);loops=2".into()
             ))
         );
+    }
+
+    #[tokio::test]
+    async fn plays_every_item_in_order_then_continues() {
+        let sim = run(macro_node(four_items()), script()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                ALL_KEYS,
+                "playback custom/intro.wav",
+                "say en number pronounced 42",
+                "playback tone_stream://%(200,0,440);loops=1",
+                "playback ivr/ivr-thank_you.wav",
+                "set marker=after"
+            ]
+        );
+        assert_eq!(branches(&sim)[0], "_");
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn a_terminator_skips_the_remaining_items() {
+        let script = script()
+            .file_duration("intro", Duration::from_secs(3))
+            .dtmf_after_app('#', "playback", 1, Duration::from_millis(300));
+        let sim = run(macro_node(four_items()), script).await;
+        assert_eq!(
+            apps(&sim),
+            [ALL_KEYS, "playback custom/intro.wav", "set marker=after"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_does_not_stop_the_macro() {
+        let sim = run(macro_node(four_items()), script().missing_file("intro")).await;
+        assert_eq!(apps(&sim).len(), 6);
+        assert_eq!(
+            sim.transcript.app_responses()[1],
+            ("playback".to_string(), "FILE NOT FOUND".to_string())
+        );
+        assert_eq!(markers(&sim), ["after"]);
+    }
+
+    #[tokio::test]
+    async fn say_items_follow_the_call_language() {
+        let flow = node(
+            "language",
+            json!({"language": "fr"}),
+            json!({"_": macro_node(json!([{"macro": "say", "text": "7", "type": "items"}]))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "set default_language=fr",
+                ALL_KEYS,
+                "say fr items pronounced 7",
+                "set marker=after"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_mid_macro_ends_the_flow() {
+        let sim = run(macro_node(four_items()), caller_hangs_up_mid_media()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(apps(&sim), [ALL_KEYS, "playback custom/intro.wav"]);
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! ESL: none. Children: the capture group (the dialled number when the route had none), else
 //! `_`. With `hunt: true` and the number allowed by `hunt_allow` / not denied by `hunt_deny`, the
-//! callflow routing that number is branched to (`_` resumes after it); no route -> `_`.
+//! callflow routing that number is branched to (`_` resumes after it) with that route's capture
+//! group; a refused number or no route -> `_`.
 
 use super::{CallflowModule, Next};
 use crate::callflow::errors::{FieldErrors, join_path};
@@ -83,16 +84,21 @@ impl CallflowModule for BranchBnumber {
             .map(str::to_string)
             .or_else(|| call.destination_number().map(str::to_string))
             .unwrap_or_default();
-        if data.hunt
-            && hunt_permitted(
+        if data.hunt {
+            // Kazoo: a number the allow/deny rules refuse, or one no callflow routes, goes to `_`.
+            if !hunt_permitted(
                 &number,
                 data.hunt_allow.as_deref(),
                 data.hunt_deny.as_deref(),
-            )
-        {
+            ) {
+                tracing::info!(%number, "hunt not allowed for this number; continuing");
+                return Ok(Next::default_child());
+            }
             if let Some(route) = call.ctx.store.routing().lookup(&call.account_id, &number) {
                 if let Some(flow) = super::callflow::load(call, &route.callflow_id) {
                     call.callflow_id = route.callflow_id.to_string();
+                    // The hunted flow sees its own route's capture group (Kazoo stores it too).
+                    crate::engine::session::expose_route(call, &route);
                     return Ok(Next::Branch(Box::new(flow)));
                 }
             }
@@ -105,6 +111,39 @@ impl CallflowModule for BranchBnumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::testkit::*;
+    use crate::fakeswitch::CallScript;
+
+    const HUNTED: &str = "00000000000000000000000000000f01";
+
+    /// A `*5<digits>` pattern running branch_bnumber, and a callflow on 123 for hunting.
+    fn store(data: Value) -> std::sync::Arc<crate::store::memory::MemStore> {
+        let store = store_with_flow(validated(marker("thousand", json!({}))));
+        store.put(
+            ACCOUNT,
+            "callflows",
+            "00000000000000000000000000000f00",
+            json!({"patterns": ["^\\*5(\\d*)$"], "flow": validated(node(
+                "branch_bnumber",
+                data,
+                json!({
+                    "123": marker("child-123", json!({})),
+                                        "_": marker("default", json!({}))
+                }),
+            ))}),
+        );
+        put_callflow(
+            &store,
+            HUNTED,
+            json!(["123"]),
+            marker("hunted-123", json!({})),
+        );
+        store
+    }
+
+    fn dial(number: &str) -> CallScript {
+        CallScript::new(number).account(Some(ACCOUNT))
+    }
 
     #[test]
     fn allow_and_deny() {
@@ -113,5 +152,75 @@ mod tests {
         assert!(!hunt_permitted("2000", Some("^1"), None));
         assert!(!hunt_permitted("1000", None, Some("^10")));
         assert!(!hunt_permitted("1000", Some("("), None));
+    }
+
+    #[tokio::test]
+    async fn capture_group_picks_the_child() {
+        let sim = run_with_store(store(json!({})), dial("*5123")).await;
+        assert_eq!(apps(&sim), ["set marker=child-123"]);
+        assert_eq!(branches(&sim)[0], "123");
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn no_child_for_the_number_takes_the_default() {
+        let sim = run_with_store(store(json!({})), dial("*5999")).await;
+        assert_eq!(markers(&sim), ["default"]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_capture_takes_the_default() {
+        // Kazoo (master): an empty cf_capture_group skips to `_`.
+        let sim = run_with_store(store(json!({})), dial("*5")).await;
+        assert_eq!(markers(&sim), ["default"]);
+    }
+
+    #[tokio::test]
+    async fn the_hunted_flow_sees_its_own_capture_group() {
+        // *5<n> hunts n; n = 4<digits> is a pattern route whose flow branches on its capture.
+        let store = store(json!({"hunt": true}));
+        store.put(
+            ACCOUNT,
+            "callflows",
+            "00000000000000000000000000000f02",
+            json!({"patterns": ["^4(\\d+)$"], "flow": validated(node(
+                "branch_bnumber",
+                json!({}),
+                json!({"77": marker("inner-77", json!({})), "_": marker("inner-default", json!({}))}),
+            ))}),
+        );
+        let sim = run_with_store(store, dial("*5477")).await;
+        assert_eq!(markers(&sim), ["inner-77", "default"]);
+    }
+
+    #[tokio::test]
+    async fn without_a_pattern_the_dialled_number_is_the_key() {
+        let flow = node(
+            "branch_bnumber",
+            json!({}),
+            json!({"1000": marker("thousand", json!({})), "_": marker("default", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(markers(&sim), ["thousand"]);
+    }
+
+    #[tokio::test]
+    async fn hunt_branches_to_the_numbers_callflow_and_returns() {
+        let sim = run_with_store(store(json!({"hunt": true})), dial("*5123")).await;
+        // Branch (not the `123` child), then `_` resumes after the hunted flow stops.
+        assert_eq!(markers(&sim), ["hunted-123", "default"]);
+        assert_eq!(branches(&sim)[0], "branch -> set_variable");
+    }
+
+    #[tokio::test]
+    async fn hunt_to_an_unrouted_or_denied_number_takes_the_default() {
+        let sim = run_with_store(store(json!({"hunt": true})), dial("*5777")).await;
+        assert_eq!(markers(&sim), ["default"]);
+        let sim = run_with_store(
+            store(json!({"hunt": true, "hunt_deny": "^12"})),
+            dial("*5123"),
+        )
+        .await;
+        assert_eq!(markers(&sim), ["default"]);
     }
 }

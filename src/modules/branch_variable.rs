@@ -102,3 +102,102 @@ impl CallflowModule for BranchVariable {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn branch_on(data: serde_json::Value) -> serde_json::Value {
+        node(
+            "branch_variable",
+            data,
+            json!({
+                "gold": marker("gold", json!({})),
+                "1001": marker("caller", json!({})),
+                "test": marker("account-name", json!({})),
+                "_": marker("default", json!({}))
+            }),
+        )
+    }
+
+    #[tokio::test]
+    async fn custom_variable_value_picks_the_child() {
+        let flow = node(
+            "set_variables",
+            json!({"custom_application_vars": {"tier": "gold"}}),
+            json!({"_": branch_on(json!({"variable": "tier"}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(apps(&sim), ["multiset ^^|tier=gold", "set marker=gold"]);
+        assert_eq!(branches(&sim)[1], "gold");
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn unset_variable_takes_the_default_child() {
+        let sim = run(branch_on(json!({"variable": "nothing_here"})), script()).await;
+        assert_eq!(apps(&sim), ["set marker=default"]);
+        assert_eq!(branches(&sim)[0], "_");
+    }
+
+    #[tokio::test]
+    async fn channel_variables_and_the_account_document() {
+        // No ESL round trip: channel variables come from the connect data.
+        let sim = run(branch_on(json!({"variable": "sip_from_user"})), script()).await;
+        assert_eq!(apps(&sim), ["set marker=caller"]);
+        let sim = run(
+            branch_on(json!({"variable": "name", "scope": "account"})),
+            script(),
+        )
+        .await;
+        assert_eq!(markers(&sim), ["account-name"]);
+    }
+
+    #[tokio::test]
+    async fn device_and_user_documents_of_the_caller() {
+        let flow = validated(node(
+            "branch_variable",
+            json!({"variable": "custom.tier", "scope": "device"}),
+            json!({"gold": node("branch_variable", json!({"variable": "plan", "scope": "user"}),
+                json!({"premium": marker("user-premium", json!({})), "_": marker("user-other", json!({}))})),
+                "_": marker("device-other", json!({}))}),
+        ));
+        let store = store_with_flow(flow);
+        store.put(
+            ACCOUNT,
+            "devices",
+            "00000000000000000000000000000d01",
+            json!({"sip": {"username": "dev1"}, "owner_id": "00000000000000000000000000000c01",
+                   "custom": {"tier": "gold"}}),
+        );
+        store.put(
+            ACCOUNT,
+            "users",
+            "00000000000000000000000000000c01",
+            json!({"plan": "premium"}),
+        );
+        let sim = run_with_store(store, script().var("sip_auth_username", "dev1")).await;
+        assert_eq!(markers(&sim), ["user-premium"]);
+    }
+
+    #[tokio::test]
+    async fn not_launched_after_the_caller_hung_up() {
+        let flow = node(
+            "play",
+            json!({"id": "long.wav", "answer": false}),
+            json!({"_": branch_on(json!({"variable": "sip_from_user"}))}),
+        );
+        let sim = run(
+            flow,
+            script()
+                .media_time(Duration::from_secs(5))
+                .hangup_after(Duration::from_millis(400)),
+        )
+        .await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(modules_run(&sim), ["play"]);
+        assert!(markers(&sim).is_empty());
+    }
+}

@@ -68,3 +68,74 @@ impl CallflowModule for Callflow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use serde_json::json;
+
+    const TARGET: &str = "00000000000000000000000000000c0f";
+
+    fn calling(target: &str, children: serde_json::Value) -> serde_json::Value {
+        validated(node("callflow", json!({"id": target}), children))
+    }
+
+    #[tokio::test]
+    async fn runs_the_target_then_returns_to_the_default_child() {
+        let store = store_with_flow(calling(TARGET, json!({"_": marker("after", json!({}))})));
+        put_callflow(
+            &store,
+            TARGET,
+            json!(["2000"]),
+            node(
+                "answer",
+                json!({}),
+                json!({"_": marker("target", json!({}))}),
+            ),
+        );
+        let sim = run_with_store(store, script()).await;
+        assert_eq!(
+            apps(&sim),
+            ["answer", "set marker=target", "set marker=after"]
+        );
+        assert_eq!(branches(&sim)[0], "branch -> answer");
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn without_a_default_child_the_call_ends_after_the_target() {
+        let store = store_with_flow(calling(TARGET, json!({})));
+        put_callflow(&store, TARGET, json!([]), marker("target", json!({})));
+        let sim = run_with_store(store, script()).await;
+        assert_eq!(markers(&sim), ["target"]);
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn unknown_or_deleted_target_continues_at_once() {
+        let store = store_with_flow(calling(TARGET, json!({"_": marker("after", json!({}))})));
+        let sim = run_with_store(store.clone(), script()).await;
+        assert_eq!(apps(&sim), ["set marker=after"]);
+        assert_eq!(branches(&sim)[0], "_");
+
+        put_callflow(&store, TARGET, json!([]), marker("target", json!({})));
+        store.remove(crate::engine::testkit::ACCOUNT, "callflows", TARGET);
+        let sim = run_with_store(store, script()).await;
+        assert_eq!(markers(&sim), ["after"]);
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_inside_the_target_skips_the_return() {
+        let store = store_with_flow(calling(TARGET, json!({"_": marker("after", json!({}))})));
+        put_callflow(
+            &store,
+            TARGET,
+            json!([]),
+            node("play", json!({"id": "long.wav"}), json!({})),
+        );
+        let sim = run_with_store(store, caller_hangs_up_mid_media()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert!(markers(&sim).is_empty());
+        assert_eq!(modules_run(&sim), ["callflow", "play"]);
+    }
+}

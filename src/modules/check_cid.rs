@@ -115,3 +115,86 @@ impl CallflowModule for CheckCid {
         Ok(Next::Continue("match".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use serde_json::json;
+
+    fn check(data: serde_json::Value, children: serde_json::Value) -> serde_json::Value {
+        node("check_cid", data, children)
+    }
+
+    fn all_children() -> serde_json::Value {
+        json!({
+            "match": marker("match", json!({})),
+            "nomatch": marker("nomatch", json!({})),
+            "_": marker("default", json!({}))
+        })
+    }
+
+    #[tokio::test]
+    async fn match_and_nomatch_children() {
+        let sim = run(check(json!({"regex": "^10"}), all_children()), script()).await;
+        assert_eq!(apps(&sim), ["set marker=match"]);
+        assert_eq!(branches(&sim)[0], "match");
+
+        let sim = run(check(json!({"regex": "^2"}), all_children()), script()).await;
+        assert_eq!(markers(&sim), ["nomatch"]);
+    }
+
+    #[tokio::test]
+    async fn missing_match_child_falls_back_to_default() {
+        let children =
+            json!({"nomatch": marker("nomatch", json!({})), "_": marker("default", json!({}))});
+        let sim = run(check(json!({"regex": "1001"}), children), script()).await;
+        assert_eq!(markers(&sim), ["default"]);
+    }
+
+    #[tokio::test]
+    async fn absolute_mode_branches_on_the_exact_number() {
+        let children =
+            json!({"1001": marker("exact", json!({})), "_": marker("default", json!({}))});
+        let sim = run(
+            check(json!({"use_absolute_mode": true}), children.clone()),
+            script(),
+        )
+        .await;
+        assert_eq!(markers(&sim), ["exact"]);
+        let sim = run(
+            check(json!({"use_absolute_mode": true}), children),
+            script().caller("2002", "Someone"),
+        )
+        .await;
+        assert_eq!(markers(&sim), ["default"]);
+    }
+
+    #[tokio::test]
+    async fn rewrites_the_caller_id_on_match() {
+        let data = json!({
+            "regex": "^1001$",
+            "user_id": "0123456789abcdef0123456789abcdef",
+            "caller_id": {"external": {"name": "VIP", "number": "+15550199"}}
+        });
+        let sim = run(check(data, all_children()), script()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "set effective_caller_id_name=VIP",
+                "set effective_caller_id_number=+15550199",
+                "set marker=match"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_during_the_rewrite_ends_the_flow() {
+        let data = json!({
+            "user_id": "0123456789abcdef0123456789abcdef",
+            "caller_id": {"external": {"name": "VIP", "number": "+15550199"}}
+        });
+        let sim = run(check(data, all_children()), caller_gone_before_first_app()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert!(markers(&sim).is_empty());
+    }
+}

@@ -97,3 +97,96 @@ impl CallflowModule for CollectDtmf {
         Ok(Next::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    /// collect_dtmf, then branch on the collection.
+    fn collect(data: serde_json::Value, collection: &str) -> serde_json::Value {
+        node(
+            "collect_dtmf",
+            data,
+            json!({"_": node("branch_variable", json!({"variable": collection}), json!({
+                "12": marker("twelve", json!({})),
+                "1": marker("one", json!({})),
+                "4": marker("four", json!({})),
+                "_": marker("nothing", json!({}))
+            }))}),
+        )
+    }
+
+    #[tokio::test]
+    async fn collects_until_the_terminator_without_any_esl() {
+        let script = script().dtmf("12#@300ms").expect("digits");
+        let sim = run(
+            collect(json!({"max_digits": 4, "timeout": 3000}), "default"),
+            script,
+        )
+        .await;
+        assert_eq!(apps(&sim), ["set marker=twelve"]);
+        assert_eq!(branches(&sim)[..2], ["_", "12"]);
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn max_digits_and_interdigit_timeout_end_collection() {
+        let sim = run(
+            collect(json!({"max_digits": 2, "timeout": 3000}), "default"),
+            script().dtmf("123@300ms").expect("digits"),
+        )
+        .await;
+        assert_eq!(markers(&sim), ["twelve"]);
+
+        let sim = run(
+            collect(
+                json!({"max_digits": 4, "timeout": 3000, "interdigit_timeout": 400}),
+                "default",
+            ),
+            script().dtmf("1@300ms").expect("digits"),
+        )
+        .await;
+        assert_eq!(markers(&sim), ["one"]);
+    }
+
+    #[tokio::test]
+    async fn timeout_with_nothing_pressed_continues_empty() {
+        let sim = run(collect(json!({"timeout": 300}), "default"), script()).await;
+        assert_eq!(markers(&sim), ["nothing"]);
+    }
+
+    #[tokio::test]
+    async fn digits_typed_during_a_prompt_count_and_collections_are_named() {
+        let flow = node(
+            "play",
+            json!({"id": "prompt.wav", "terminators": []}),
+            json!({"_": collect(json!({"collection_name": "pin", "timeout": 300}), "pin")}),
+        );
+        let script = script()
+            .file_duration("prompt", Duration::from_millis(800))
+            .dtmf_after_app('4', "playback", 1, Duration::from_millis(200));
+        let sim = run(flow, script).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "answer",
+                "set playback_terminators=none",
+                "playback prompt.wav",
+                "set marker=four"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_while_collecting_ends_the_flow() {
+        let sim = run(
+            collect(json!({"timeout": 5000}), "default"),
+            script().hangup_after(Duration::from_millis(300)),
+        )
+        .await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert!(markers(&sim).is_empty());
+    }
+}

@@ -156,6 +156,16 @@ impl CallflowModule for Conference {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::testkit::*;
+    use std::time::Duration;
+
+    fn conference(data: Value) -> Value {
+        node("conference", data, json!({"_": marker("after", json!({}))}))
+    }
+
+    fn short_room() -> crate::fakeswitch::CallScript {
+        script().app_duration("conference", Duration::from_millis(300))
+    }
 
     #[test]
     fn argument_shape() {
@@ -172,5 +182,78 @@ mod tests {
             ),
             "acc_sales@wideband+flags{mute|moderator}"
         );
+    }
+
+    #[tokio::test]
+    async fn answers_joins_and_hangs_up_when_the_caller_leaves_the_room() {
+        let sim = run(
+            conference(json!({"config": {"name": "sales"}})),
+            short_room(),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "answer".to_string(),
+                format!("conference {ACCOUNT}_sales@default")
+            ]
+        );
+        // Leaving the room stops the flow: `_` is not run.
+        assert_eq!(branches(&sim), ["stop"]);
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn welcome_prompt_profile_flags_and_moderator() {
+        let data = json!({
+            "config": {"name": "board", "profile": "wideband", "flags": ["mute"]},
+            "moderator": true,
+            "welcome_prompt": {"play": true, "media_id": "conference/conf-welcome.wav"}
+        });
+        let sim = run(conference(data), short_room()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "answer".to_string(),
+                "playback conference/conf-welcome.wav".to_string(),
+                format!("conference {ACCOUNT}_board@wideband+flags{{mute|moderator}}")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_conferences_document_names_the_room() {
+        const ROOM: &str = "00000000000000000000000000000c01";
+        let store = store_with_flow(validated(conference(json!({"id": ROOM}))));
+        store.put(ACCOUNT, "conferences", ROOM, json!({"name": "All hands"}));
+        let sim = run_with_store(store, short_room()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "answer".to_string(),
+                format!("conference {ACCOUNT}_{ROOM}@default")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_room_continues_without_answering() {
+        let sim = run(
+            conference(json!({"id": "00000000000000000000000000000c99"})),
+            script(),
+        )
+        .await;
+        assert_eq!(apps(&sim), ["set marker=after"]);
+        assert_eq!(branches(&sim)[0], "_");
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_in_the_room_ends_the_flow() {
+        let script = script()
+            .app_duration("conference", Duration::from_secs(5))
+            .hangup_after(Duration::from_millis(800));
+        let sim = run(conference(json!({"config": {"name": "sales"}})), script).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert!(markers(&sim).is_empty());
     }
 }

@@ -51,3 +51,54 @@ impl CallflowModule for Hangup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use crate::fakeswitch::HangupBy;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn hangs_up_normal_clearing_and_hard_stops() {
+        // A child under hangup is never reached (hard_stop).
+        let flow = node(
+            "hangup",
+            json!({}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(apps(&sim), ["hangup NORMAL_CLEARING"]);
+        assert_eq!(branches(&sim), ["hard_stop"]);
+        assert!(completed(&sim), "{:?}", sim.report.end);
+        let hangup = sim.transcript.hangup.clone().expect("hung up");
+        assert_eq!(hangup.by, HangupBy::Controller);
+    }
+
+    #[tokio::test]
+    async fn sends_the_configured_cause() {
+        let flow = node(
+            "hangup",
+            json!({"cause": "CALL_REJECTED"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(apps(&sim), ["hangup CALL_REJECTED"]);
+        assert!(markers(&sim).is_empty());
+        assert_eq!(sim.transcript.hangup_cause(), Some("CALL_REJECTED"));
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_first_still_hard_stops() {
+        let flow = node(
+            "hangup",
+            json!({}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, caller_gone_before_first_app()).await;
+        assert_eq!(apps(&sim), ["hangup NORMAL_CLEARING"]);
+        assert_eq!(branches(&sim), ["hard_stop"]);
+        let hangup = sim.transcript.hangup.clone().expect("hung up");
+        assert_eq!(hangup.by, HangupBy::Caller);
+        assert!(markers(&sim).is_empty());
+    }
+}

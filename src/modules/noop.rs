@@ -27,3 +27,39 @@ impl CallflowModule for Noop {
         Ok(Next::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn sends_nothing_and_continues() {
+        let flow = node("noop", json!({}), json!({"_": marker("after", json!({}))}));
+        let sim = run(flow, script()).await;
+        assert_eq!(apps(&sim), ["set marker=after"]);
+        assert_eq!(branches(&sim)[0], "_");
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn without_children_the_call_is_hung_up() {
+        let sim = run(node("noop", json!({}), json!({})), script()).await;
+        assert!(apps(&sim).is_empty());
+        assert_eq!(branches(&sim), ["_ (no child: stop)"]);
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn not_launched_after_the_caller_hung_up() {
+        let flow = node(
+            "sleep",
+            json!({"duration": 5}),
+            json!({"_": node("noop", json!({}), json!({"_": marker("after", json!({}))}))}),
+        );
+        let sim = run(flow, script().hangup_after(Duration::from_millis(300))).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(modules_run(&sim), ["sleep"]);
+    }
+}

@@ -162,6 +162,33 @@ impl CallflowModule for Park {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::testkit::*;
+    use crate::fakeswitch::CallScript;
+    use std::time::Duration;
+
+    /// `*3<slot>` runs `park` with `data`; `_` is a marker.
+    fn store(data: Value) -> std::sync::Arc<crate::store::memory::MemStore> {
+        let store = store_with_flow(json!({}));
+        store.put(
+            ACCOUNT,
+            "callflows",
+            "00000000000000000000000000000a00",
+            json!({"patterns": ["^\\*3(\\d*)$"], "flow": validated(node(
+                "park", data, json!({"_": marker("after", json!({}))}),
+            ))}),
+        );
+        store
+    }
+
+    fn dial(number: &str) -> CallScript {
+        CallScript::new(number)
+            .account(Some(ACCOUNT))
+            .hangup_after(Duration::from_millis(800))
+    }
+
+    fn lot_name() -> String {
+        lot(ACCOUNT)
+    }
 
     #[test]
     fn parses_valet_info() {
@@ -170,5 +197,76 @@ mod tests {
         assert!(slots.contains("101") && slots.contains("105") && slots.len() == 2);
         assert!(occupied_slots("-ERR").is_empty());
         assert!(occupied_slots("<extension uuid=\"a\">10").is_empty());
+    }
+
+    #[tokio::test]
+    async fn parks_in_the_slot_from_the_capture_group_until_hangup() {
+        let sim = run_with_store(store(json!({})), dial("*3101")).await;
+        let lot = lot_name();
+        assert!(
+            sim.transcript
+                .command_lines()
+                .contains(&format!("api valet_info {lot}")),
+            "{:?}",
+            sim.transcript.command_lines()
+        );
+        assert_eq!(apps(&sim), [format!("valet_park {lot} 101")]);
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert!(markers(&sim).is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_a_slot_the_first_free_one_is_taken() {
+        let sim = run_with_store(store(json!({"max_slot_number": 150})), dial("*3")).await;
+        assert_eq!(
+            apps(&sim),
+            [format!("valet_park {} auto in 101 150", lot_name())]
+        );
+    }
+
+    #[tokio::test]
+    async fn ringback_timeout_and_orbit() {
+        let data =
+            json!({"slot": "105", "default_ringback_timeout": 60000, "orbit_extension": "1000"});
+        let sim = run_with_store(store(data), dial("*3")).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "set valet_parking_timeout=60".to_string(),
+                "set valet_parking_orbit_exten=1000".to_string(),
+                format!("valet_park {} 105", lot_name())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_flow_stops_when_the_parked_call_comes_back() {
+        let script = CallScript::new("*3101")
+            .account(Some(ACCOUNT))
+            .app_duration("valet_park", Duration::from_millis(300));
+        let sim = run_with_store(store(json!({})), script).await;
+        assert_eq!(branches(&sim), ["stop"]);
+        assert!(markers(&sim).is_empty());
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn retrieving_an_empty_slot_plays_the_reorder_tone_and_stops() {
+        let script = CallScript::new("*3101").account(Some(ACCOUNT));
+        let sim = run_with_store(store(json!({"action": "retrieve"})), script).await;
+        assert_eq!(
+            apps(&sim),
+            ["playback tone_stream://%(250,250,480,620);loops=3"]
+        );
+        assert_eq!(branches(&sim), ["stop"]);
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn retrieving_without_a_slot_takes_the_default_child() {
+        let script = CallScript::new("*3").account(Some(ACCOUNT));
+        let sim = run_with_store(store(json!({"action": "retrieve"})), script).await;
+        assert_eq!(apps(&sim), ["set marker=after"]);
+        assert_eq!(branches(&sim)[0], "_");
     }
 }

@@ -206,6 +206,41 @@ impl CallflowModule for Pivot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::testkit::*;
+    use axum::Router;
+    use axum::extract::Query;
+    use axum::http::StatusCode;
+    use axum::routing::{get as get_route, post as post_route};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    /// Serves `router` on an ephemeral loopback port; returns the base URL.
+    async fn serve(router: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        format!("http://{addr}")
+    }
+
+    fn pivot(url: &str, extra: Value) -> Value {
+        let mut data = json!({"voice_url": url});
+        if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
+        node("pivot", data, json!({"_": marker("fallback", json!({}))}))
+    }
+
+    fn reply_flow() -> Value {
+        json!({
+            "module": "tts",
+            "data": {"text": "from pivot"},
+            "children": {"_": {"module": "set_variable", "data": {"variable": "marker", "value": "pivot-child"}}}
+        })
+    }
 
     #[test]
     fn reply_parsing() {
@@ -218,5 +253,174 @@ mod tests {
         assert!(parse_reply(b"<Response/>").is_err());
         assert!(parse_reply(br#"{"module":"nope","data":{}}"#).is_err());
         assert!(parse_reply(br#"{"module":"play","data":{}}"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn runs_the_returned_flow_instead_of_the_children() {
+        let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
+        let record = seen.clone();
+        let url = serve(Router::new().route(
+            "/pivot",
+            get_route(move |Query(q): Query<HashMap<String, String>>| {
+                let record = record.clone();
+                async move {
+                    record.lock().expect("lock").push(q);
+                    axum::Json(reply_flow())
+                }
+            }),
+        ))
+        .await;
+        let sim = run(pivot(&format!("{url}/pivot"), json!({})), script()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "set playback_terminators=123456789*0#",
+                "speak flite|slt|from pivot",
+                "set marker=pivot-child"
+            ]
+        );
+        assert_eq!(branches(&sim)[0], "continue with -> tts");
+        assert!(completed(&sim), "{:?}", sim.report.end);
+        let requests = seen.lock().expect("lock").clone();
+        assert_eq!(requests.len(), 1);
+        let q = &requests[0];
+        assert_eq!(q.get("Call-ID"), Some(&sim.report.uuid));
+        assert_eq!(q.get("Account-ID").map(String::as_str), Some(ACCOUNT));
+        assert_eq!(
+            q.get("Callflow-ID").map(String::as_str),
+            Some("cf000000000000000000000000000001")
+        );
+        assert_eq!(q.get("To").map(String::as_str), Some("1000"));
+        assert_eq!(q.get("From").map(String::as_str), Some("1001"));
+        assert_eq!(
+            q.get("Caller-ID-Name").map(String::as_str),
+            Some("SIPp 1001")
+        );
+    }
+
+    #[tokio::test]
+    async fn posts_json_with_collected_digits() {
+        let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let record = seen.clone();
+        let url = serve(Router::new().route(
+            "/pivot",
+            post_route(move |axum::Json(body): axum::Json<Value>| {
+                let record = record.clone();
+                async move {
+                    record.lock().expect("lock").push(body);
+                    axum::Json(json!({"flow": reply_flow()}))
+                }
+            }),
+        ))
+        .await;
+        let flow = node(
+            "collect_dtmf",
+            json!({"max_digits": 2, "timeout": 3000}),
+            json!({"_": pivot(&format!("{url}/pivot"), json!({"method": "post", "req_body_format": "json"}))}),
+        );
+        let sim = run(flow, script().dtmf("42@300ms").expect("digits")).await;
+        assert_eq!(markers(&sim), ["pivot-child"]);
+        let body = seen
+            .lock()
+            .expect("lock")
+            .first()
+            .cloned()
+            .expect("one request");
+        assert_eq!(body["Digits"], json!("42"));
+        assert_eq!(body["Call-ID"], json!(sim.report.uuid));
+    }
+
+    #[tokio::test]
+    async fn http_error_takes_the_default_child() {
+        let url = serve(Router::new().route(
+            "/pivot",
+            get_route(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+        ))
+        .await;
+        let sim = run(pivot(&format!("{url}/pivot"), json!({})), script()).await;
+        assert_eq!(apps(&sim), ["set marker=fallback"]);
+        assert_eq!(branches(&sim)[0], "_");
+    }
+
+    #[tokio::test]
+    async fn timeout_takes_the_default_child() {
+        let url = serve(Router::new().route(
+            "/pivot",
+            get_route(|| async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                axum::Json(reply_flow())
+            }),
+        ))
+        .await;
+        let sim = run(
+            pivot(&format!("{url}/pivot"), json!({"req_timeout_ms": 300})),
+            script(),
+        )
+        .await;
+        assert_eq!(apps(&sim), ["set marker=fallback"]);
+        let last = sim
+            .report
+            .timeline
+            .last()
+            .map(|(at, _)| *at)
+            .unwrap_or_default();
+        assert!(
+            last < Duration::from_secs(8),
+            "did not wait for the server: {last:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_replies_take_the_default_child() {
+        let url = serve(
+            Router::new()
+                .route(
+                    "/twiml",
+                    get_route(|| async { "<Response><Say>hi</Say></Response>" }),
+                )
+                .route(
+                    "/unknown-module",
+                    get_route(|| async { axum::Json(json!({"module": "nope", "data": {}})) }),
+                )
+                .route(
+                    "/bad-data",
+                    get_route(|| async { axum::Json(json!({"module": "play", "data": {}})) }),
+                ),
+        )
+        .await;
+        for path in ["twiml", "unknown-module", "bad-data"] {
+            let sim = run(pivot(&format!("{url}/{path}"), json!({})), script()).await;
+            assert_eq!(apps(&sim), ["set marker=fallback"], "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_takes_the_default_child() {
+        // Bind then drop a listener: nothing accepts on that port.
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let sim = run(pivot(&format!("http://{addr}/pivot"), json!({})), script()).await;
+        assert_eq!(apps(&sim), ["set marker=fallback"]);
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_during_the_request_ends_the_flow() {
+        let url = serve(Router::new().route(
+            "/pivot",
+            get_route(|| async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                axum::Json(reply_flow())
+            }),
+        ))
+        .await;
+        let sim = run(
+            pivot(&format!("{url}/pivot"), json!({})),
+            script().hangup_after(Duration::from_millis(300)),
+        )
+        .await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert!(apps(&sim).is_empty());
     }
 }

@@ -132,3 +132,158 @@ pub async fn set_terminators(call: &mut Call, keys: &[String]) -> Result<(), Cal
         .insert("playback_terminators".into(), Value::String(wanted));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    const ALL_KEYS: &str = "set playback_terminators=123456789*0#";
+
+    fn play(data: serde_json::Value) -> serde_json::Value {
+        node("play", data, json!({"_": marker("after", json!({}))}))
+    }
+
+    #[tokio::test]
+    async fn answers_sets_terminators_plays_and_continues() {
+        let sim = run(play(json!({"id": "ivr/ivr-welcome.wav"})), script()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "answer",
+                ALL_KEYS,
+                "playback ivr/ivr-welcome.wav",
+                "set marker=after"
+            ]
+        );
+        assert_eq!(branches(&sim)[0], "_");
+        assert_eq!(
+            sim.transcript.app_responses()[2],
+            ("playback".to_string(), "FILE PLAYED".to_string())
+        );
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn does_not_answer_twice_or_reset_unchanged_terminators() {
+        let flow = node(
+            "answer",
+            json!({}),
+            json!({"_": node("play", json!({"id": "a.wav"}),
+                json!({"_": node("play", json!({"id": "b.wav", "answer": false}), json!({}))}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(
+            apps(&sim),
+            ["answer", ALL_KEYS, "playback a.wav", "playback b.wav"]
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_file_continues_to_the_default_child() {
+        let sim = run(
+            play(json!({"id": "custom/gone.wav", "loop_count": 3})),
+            script().missing_file("gone"),
+        )
+        .await;
+        // One attempt only: a missing file is not retried `loop_count` times.
+        assert_eq!(
+            apps(&sim),
+            [
+                "answer",
+                ALL_KEYS,
+                "playback custom/gone.wav",
+                "set marker=after"
+            ]
+        );
+        assert_eq!(
+            sim.transcript.app_responses()[2].1,
+            "FILE NOT FOUND".to_string()
+        );
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_mid_playback_ends_the_flow() {
+        let sim = run(
+            play(json!({"id": "ivr/long.wav"})),
+            caller_hangs_up_mid_media(),
+        )
+        .await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(apps(&sim), ["answer", ALL_KEYS, "playback ivr/long.wav"]);
+        assert!(markers(&sim).is_empty());
+    }
+
+    #[tokio::test]
+    async fn loops_and_a_terminator_stops_the_loop() {
+        let sim = run(play(json!({"id": "tone.wav", "loop_count": 3})), script()).await;
+        let plays = apps(&sim)
+            .iter()
+            .filter(|a| *a == "playback tone.wav")
+            .count();
+        assert_eq!(plays, 3);
+
+        let script = script()
+            .file_duration("tone.wav", Duration::from_secs(3))
+            .dtmf_after_app('5', "playback", 1, Duration::from_millis(300));
+        let sim = run(play(json!({"id": "tone.wav", "loop_count": 3})), script).await;
+        assert_eq!(
+            apps(&sim),
+            ["answer", ALL_KEYS, "playback tone.wav", "set marker=after"]
+        );
+    }
+
+    #[tokio::test]
+    async fn terminators_are_sent_as_configured() {
+        let sim = run(
+            play(json!({"id": "a.wav", "terminators": ["#", "*"], "answer": false})),
+            script(),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "set playback_terminators=#*",
+                "playback a.wav",
+                "set marker=after"
+            ]
+        );
+        let sim = run(
+            play(json!({"id": "a.wav", "terminators": [], "answer": false})),
+            script(),
+        )
+        .await;
+        assert_eq!(apps(&sim)[0], "set playback_terminators=none");
+    }
+
+    #[tokio::test]
+    async fn urls_tts_and_endless_playback() {
+        let sim = run(
+            play(json!({"id": "https://media.example/a.mp3", "answer": false})),
+            script(),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim)[1],
+            "playback http_cache://https://media.example/a.mp3"
+        );
+
+        let sim = run(
+            play(json!({"id": "tts://Hello there", "answer": false})),
+            script(),
+        )
+        .await;
+        assert_eq!(apps(&sim)[1], "speak flite|slt|Hello there");
+
+        // endless_playback runs until the caller hangs up.
+        let sim = run(
+            play(json!({"id": "moh.wav", "endless_playback": true})),
+            script().hangup_after(Duration::from_millis(500)),
+        )
+        .await;
+        assert_eq!(apps(&sim), ["answer", ALL_KEYS, "endless_playback moh.wav"]);
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+    }
+}

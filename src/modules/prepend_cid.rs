@@ -105,3 +105,74 @@ impl CallflowModule for PrependCid {
         Ok(Next::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use serde_json::json;
+
+    fn prepend(data: serde_json::Value, children: serde_json::Value) -> serde_json::Value {
+        node("prepend_cid", data, children)
+    }
+
+    #[tokio::test]
+    async fn prepends_to_the_original_caller_id() {
+        let flow = prepend(
+            json!({"caller_id_name_prefix": "Sales:", "caller_id_number_prefix": "+1"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "set effective_caller_id_name=Sales:SIPp 1001",
+                "set effective_caller_id_number=+11001",
+                "set marker=after"
+            ]
+        );
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn current_stacks_original_replaces_reset_restores() {
+        let flow = prepend(
+            json!({"caller_id_name_prefix": "A:"}),
+            json!({"_": prepend(
+                json!({"caller_id_name_prefix": "B:"}),
+                json!({"_": prepend(
+                    json!({"caller_id_name_prefix": "C:", "apply_to": "original"}),
+                    json!({"_": prepend(json!({"action": "reset"}), json!({}))}),
+                )}),
+            )}),
+        );
+        let sim = run(flow, script()).await;
+        let names: Vec<String> = apps(&sim)
+            .into_iter()
+            .filter(|a| a.starts_with("set effective_caller_id_name="))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "set effective_caller_id_name=A:SIPp 1001",
+                "set effective_caller_id_name=B:A:SIPp 1001",
+                "set effective_caller_id_name=C:SIPp 1001",
+                "set effective_caller_id_name=SIPp 1001"
+            ]
+        );
+        assert_eq!(
+            apps(&sim).last().map(String::as_str),
+            Some("set effective_caller_id_number=1001")
+        );
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_ends_the_flow() {
+        let flow = prepend(
+            json!({"caller_id_name_prefix": "A:"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, caller_gone_before_first_app()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert!(markers(&sim).is_empty());
+    }
+}

@@ -117,3 +117,98 @@ impl CallflowModule for RecordCall {
         Ok(Next::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use serde_json::json;
+
+    fn record(data: serde_json::Value, children: serde_json::Value) -> serde_json::Value {
+        node("record_call", data, children)
+    }
+
+    #[tokio::test]
+    async fn starts_then_stops_the_same_file() {
+        let flow = record(
+            json!({"action": "start", "media_name": "rec1"}),
+            json!({"_": record(json!({"action": "stop"}), json!({"_": marker("after", json!({}))}))}),
+        );
+        let sim = run(flow, script()).await;
+        let path = format!("${{recordings_dir}}/{ACCOUNT}_rec1.wav");
+        assert_eq!(
+            apps(&sim),
+            [
+                format!("record_session {path} +3600"),
+                format!("stop_record_session {path}"),
+                "set marker=after".to_string()
+            ]
+        );
+        assert_eq!(branches(&sim)[..2], ["_", "_"]);
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn default_name_format_limit_and_settings() {
+        let flow = record(
+            json!({"action": "start", "format": "mp3", "time_limit": 60,
+                   "record_sample_rate": 16000, "record_min_sec": 3}),
+            json!({}),
+        );
+        let sim = run(flow, script()).await;
+        let apps = apps(&sim);
+        assert_eq!(
+            apps[..2],
+            ["set record_sample_rate=16000", "set record_min_sec=3"]
+        );
+        let prefix = format!(
+            "record_session ${{recordings_dir}}/{ACCOUNT}_{}_",
+            sim.report.uuid
+        );
+        assert!(apps[2].starts_with(&prefix), "{}", apps[2]);
+        assert!(apps[2].ends_with(".mp3 +60"), "{}", apps[2]);
+        assert_eq!(apps.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn stop_without_start_stops_everything() {
+        let flow = record(
+            json!({"action": "stop"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(apps(&sim), ["stop_record_session all", "set marker=after"]);
+    }
+
+    #[tokio::test]
+    async fn record_on_answer_waits_for_the_answer() {
+        let data = json!({"action": "start", "media_name": "r", "record_on_answer": true});
+        let path = format!("${{recordings_dir}}/{ACCOUNT}_r.wav +3600");
+        // Unanswered: armed with execute_on_answer.
+        let sim = run(record(data.clone(), json!({})), script()).await;
+        assert_eq!(
+            apps(&sim),
+            [format!("set execute_on_answer=record_session {path}")]
+        );
+        // Already answered: starts now.
+        let sim = run(
+            node("answer", json!({}), json!({"_": record(data, json!({}))})),
+            script(),
+        )
+        .await;
+        assert_eq!(
+            apps(&sim),
+            ["answer".to_string(), format!("record_session {path}")]
+        );
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_ends_the_flow() {
+        let flow = record(
+            json!({"action": "start", "media_name": "r"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, caller_gone_before_first_app()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert!(markers(&sim).is_empty());
+    }
+}

@@ -77,3 +77,87 @@ impl CallflowModule for Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use crate::fakeswitch::HangupBy;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn responds_486_and_stops() {
+        // Kazoo: response stops; the children are never run, FreeSWITCH ends the channel.
+        let flow = node(
+            "response",
+            json!({"code": 486}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(apps(&sim), ["respond 486"]);
+        assert_eq!(branches(&sim), ["stop"]);
+        assert!(markers(&sim).is_empty());
+        let hangup = sim.transcript.hangup.clone().expect("hung up");
+        assert_eq!(
+            (hangup.cause.as_str(), hangup.by),
+            ("USER_BUSY", HangupBy::Controller)
+        );
+    }
+
+    #[tokio::test]
+    async fn plays_early_media_then_responds_with_the_message() {
+        let flow = node(
+            "response",
+            json!({"code": 503, "message": "Service Unavailable", "media": "ivr/ivr-not_available.wav"}),
+            json!({}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "pre_answer",
+                "playback ivr/ivr-not_available.wav",
+                "respond 503 Service Unavailable"
+            ]
+        );
+        assert!(sim.transcript.hangup_cause().is_some());
+    }
+
+    #[tokio::test]
+    async fn missing_media_still_responds() {
+        let flow = node(
+            "response",
+            json!({"code": 404, "media": "custom/missing.wav"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script().missing_file("missing")).await;
+        assert_eq!(
+            apps(&sim),
+            ["pre_answer", "playback custom/missing.wav", "respond 404"]
+        );
+        assert_eq!(
+            sim.transcript.app_responses()[1],
+            ("playback".to_string(), "FILE NOT FOUND".to_string())
+        );
+        assert!(markers(&sim).is_empty());
+        assert_eq!(sim.transcript.hangup_cause(), Some("UNALLOCATED_NUMBER"));
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_during_media_sends_no_response() {
+        let flow = node(
+            "response",
+            json!({"code": 486, "media": "ivr/ivr-not_available.wav"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, caller_hangs_up_mid_media()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(
+            apps(&sim),
+            ["pre_answer", "playback ivr/ivr-not_available.wav"]
+        );
+        assert_eq!(
+            sim.transcript.hangup.clone().map(|h| h.by),
+            Some(HangupBy::Caller)
+        );
+    }
+}

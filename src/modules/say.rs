@@ -117,6 +117,7 @@ impl CallflowModule for Say {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::testkit::*;
 
     #[test]
     fn builds_four_or_five_arguments() {
@@ -128,5 +129,48 @@ mod tests {
             say_arg("fr", "number", "counted", Some("feminine"), "1"),
             "fr number counted FEMININE 1"
         );
+    }
+
+    #[tokio::test]
+    async fn says_with_defaults_and_continues() {
+        let flow = node(
+            "say",
+            json!({"text": "1234"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(
+            apps(&sim),
+            ["say en number pronounced 1234", "set marker=after"]
+        );
+        assert_eq!(branches(&sim)[0], "_");
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn says_type_method_gender_and_language() {
+        let flow = node(
+            "say",
+            json!({"text": "5 5 5 1 2 3 4", "type": "telephone_number", "method": "iterated",
+                   "language": "fr", "gender": "feminine"}),
+            json!({}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(
+            apps(&sim),
+            ["say fr telephone_number iterated FEMININE 5551234"]
+        );
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_mid_say_ends_the_flow() {
+        let flow = node(
+            "say",
+            json!({"text": "42"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, caller_hangs_up_mid_media()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(apps(&sim), ["say en number pronounced 42"]);
     }
 }

@@ -63,3 +63,72 @@ impl CallflowModule for SetCid {
         Ok(Next::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn sets_name_and_number_then_continues() {
+        let flow = node(
+            "set_cid",
+            json!({"caller_id_name": "Sales Line", "caller_id_number": "+15550100"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "set effective_caller_id_name=Sales Line",
+                "set effective_caller_id_number=+15550100",
+                "set marker=after"
+            ]
+        );
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn empty_values_clear_the_rewrite() {
+        let flow = node(
+            "set_cid",
+            json!({}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(
+            apps(&sim),
+            [
+                "unset effective_caller_id_name",
+                "unset effective_caller_id_number",
+                "set marker=after"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_new_number_is_what_check_cid_sees() {
+        let flow = node(
+            "set_cid",
+            json!({"caller_id_number": "9990001"}),
+            json!({"_": node("check_cid", json!({"regex": "^999"}), json!({
+                "match": marker("rewritten", json!({})),
+                "nomatch": marker("original", json!({}))
+            }))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(markers(&sim), ["rewritten"]);
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_ends_the_flow() {
+        let flow = node(
+            "set_cid",
+            json!({"caller_id_number": "1"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, caller_gone_before_first_app()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(apps(&sim), ["unset effective_caller_id_name"]);
+    }
+}

@@ -70,3 +70,69 @@ impl CallflowModule for SetVariable {
         Ok(Next::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use serde_json::json;
+
+    fn set_then_branch(data: serde_json::Value, variable: &str) -> serde_json::Value {
+        node(
+            "set_variable",
+            data,
+            json!({"_": node("branch_variable", json!({"variable": variable}), json!({
+                "blue": marker("blue", json!({})),
+                "1001": marker("caller", json!({})),
+                "_": marker("default", json!({}))
+            }))}),
+        )
+    }
+
+    #[tokio::test]
+    async fn sets_on_the_a_leg_and_branch_variable_sees_it() {
+        let flow = set_then_branch(json!({"variable": "colour", "value": "blue"}), "colour");
+        let sim = run(flow, script()).await;
+        assert_eq!(apps(&sim), ["set colour=blue", "set marker=blue"]);
+        assert_eq!(branches(&sim)[..2], ["_", "blue"]);
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn channel_both_exports() {
+        let flow = set_then_branch(
+            json!({"variable": "colour", "value": "blue", "channel": "both"}),
+            "colour",
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(apps(&sim), ["export colour=blue", "set marker=blue"]);
+    }
+
+    #[tokio::test]
+    async fn the_expanded_value_is_what_later_modules_see() {
+        let flow = set_then_branch(
+            json!({"variable": "who", "value": "${sip_from_user}"}),
+            "who",
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(
+            apps(&sim),
+            ["set who=${sip_from_user}", "set marker=caller"]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unmatched_value_takes_the_default_child() {
+        let flow = set_then_branch(json!({"variable": "colour", "value": "red"}), "colour");
+        let sim = run(flow, script()).await;
+        assert_eq!(markers(&sim), ["default"]);
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_ends_the_flow() {
+        let flow = set_then_branch(json!({"variable": "colour", "value": "blue"}), "colour");
+        let sim = run(flow, caller_gone_before_first_app()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(apps(&sim), ["set colour=blue"]);
+        assert_eq!(modules_run(&sim), ["set_variable"]);
+    }
+}

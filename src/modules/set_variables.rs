@@ -113,6 +113,11 @@ impl CallflowModule for SetVariables {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::testkit::*;
+
+    fn then_branch_on(variable: &str, children: Value) -> Value {
+        node("branch_variable", json!({"variable": variable}), children)
+    }
 
     #[test]
     fn multiset_picks_a_free_separator() {
@@ -121,5 +126,64 @@ mod tests {
             ("b".to_string(), "2".to_string()),
         ];
         assert_eq!(multiset_arg(&pairs).unwrap(), "^^~a=x|y~b=2");
+    }
+
+    #[tokio::test]
+    async fn multisets_and_branch_variable_sees_the_values() {
+        let flow = node(
+            "set_variables",
+            json!({"custom_application_vars": {"tier": "gold", "count": 2, "vip": true}}),
+            json!({"_": then_branch_on("tier", json!({
+                "gold": marker("gold", json!({})),
+                "_": marker("other", json!({}))
+            }))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(
+            apps(&sim),
+            ["multiset ^^|tier=gold|count=2|vip=true", "set marker=gold"]
+        );
+        assert_eq!(branches(&sim)[..2], ["_", "gold"]);
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn export_sends_one_export_per_variable() {
+        let flow = node(
+            "set_variables",
+            json!({"custom_application_vars": {"a": "1", "b": "two"}, "export": true}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(
+            apps(&sim),
+            ["export a=1", "export b=two", "set marker=after"]
+        );
+    }
+
+    #[tokio::test]
+    async fn keeps_the_value_freeswitch_expanded() {
+        let flow = node(
+            "set_variables",
+            json!({"custom_application_vars": {"who": "${sip_from_user}"}}),
+            json!({"_": then_branch_on("who", json!({
+                "1001": marker("expanded", json!({})),
+                "_": marker("raw", json!({}))
+            }))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(markers(&sim), ["expanded"]);
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_ends_the_flow() {
+        let flow = node(
+            "set_variables",
+            json!({"custom_application_vars": {"a": "1"}}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, caller_gone_before_first_app()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(apps(&sim), ["multiset ^^|a=1"]);
     }
 }

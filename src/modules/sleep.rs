@@ -67,6 +67,20 @@ impl CallflowModule for Sleep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::call::TimelineEntry;
+    use crate::engine::testkit::*;
+
+    /// When the executor entered each module.
+    fn module_times(sim: &crate::engine::simulate::Simulation) -> Vec<(Duration, String)> {
+        sim.report
+            .timeline
+            .iter()
+            .filter_map(|(at, e)| match e {
+                TimelineEntry::Module { module, .. } => Some((*at, module.clone())),
+                _ => None,
+            })
+            .collect()
+    }
 
     #[test]
     fn units_and_cap() {
@@ -81,5 +95,43 @@ mod tests {
         assert_eq!(d(2, "m"), Duration::from_secs(120));
         assert_eq!(d(48, "h"), CAP);
         assert_eq!(d(u64::MAX, "h"), CAP);
+    }
+
+    #[tokio::test]
+    async fn pauses_without_esl_then_continues() {
+        let flow = node(
+            "sleep",
+            json!({"duration": 400, "unit": "ms"}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script()).await;
+        assert_eq!(apps(&sim), ["set marker=after"]);
+        let times = module_times(&sim);
+        assert_eq!(times[1].1, "set_variable");
+        assert!(
+            times[1].0 - times[0].0 >= Duration::from_millis(400),
+            "{times:?}"
+        );
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_cuts_the_sleep_short() {
+        let flow = node(
+            "sleep",
+            json!({"duration": 30}),
+            json!({"_": marker("after", json!({}))}),
+        );
+        let sim = run(flow, script().hangup_after(Duration::from_millis(300))).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert!(apps(&sim).is_empty());
+        // Far below the 30 s asked for: the hangup ended the wait.
+        let last = sim
+            .report
+            .timeline
+            .last()
+            .map(|(at, _)| *at)
+            .unwrap_or_default();
+        assert!(last < Duration::from_secs(15), "{last:?}");
     }
 }

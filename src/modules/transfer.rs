@@ -74,3 +74,71 @@ impl CallflowModule for Transfer {
         Ok(Next::Transfer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::executor::FlowEnd;
+    use crate::engine::session::SessionEnd;
+    use crate::engine::testkit::*;
+    use crate::fakeswitch::{CallScript, HangupBy};
+    use serde_json::json;
+
+    fn transfer(data: serde_json::Value) -> serde_json::Value {
+        node("transfer", data, json!({"_": marker("after", json!({}))}))
+    }
+
+    #[tokio::test]
+    async fn hands_the_call_to_the_dialplan_without_hanging_up() {
+        let sim = run(transfer(json!({"target": "2000"})), script()).await;
+        assert_eq!(apps(&sim), ["transfer 2000 XML default"]);
+        assert_eq!(branches(&sim), ["released"]);
+        assert_eq!(sim.report.end, SessionEnd::Flow(FlowEnd::Released));
+        assert_eq!(
+            sim.transcript.transferred_to.as_deref(),
+            Some("2000 XML default")
+        );
+        assert!(
+            !matches!(
+                sim.transcript.hangup.as_ref().map(|h| &h.by),
+                Some(HangupBy::Controller)
+            ),
+            "callflowd must not hang up a transferred call"
+        );
+        assert!(markers(&sim).is_empty());
+    }
+
+    #[tokio::test]
+    async fn capture_group_target_and_custom_context() {
+        let store = store_with_flow(serde_json::json!({}));
+        store.put(
+            ACCOUNT,
+            "callflows",
+            "00000000000000000000000000000a07",
+            json!({"patterns": ["^\\*7(\\d+)$"], "flow": validated(transfer(
+                json!({"context": "legacy", "dialplan": "inline"}),
+            ))}),
+        );
+        let sim = run_with_store(store, CallScript::new("*74321").account(Some(ACCOUNT))).await;
+        assert_eq!(apps(&sim), ["transfer 4321 inline legacy"]);
+        assert_eq!(sim.report.end, SessionEnd::Flow(FlowEnd::Released));
+    }
+
+    #[tokio::test]
+    async fn no_target_takes_the_default_child() {
+        let sim = run(transfer(json!({})), script()).await;
+        assert_eq!(apps(&sim), ["set marker=after"]);
+        assert_eq!(branches(&sim)[0], "_");
+        assert!(completed(&sim), "{:?}", sim.report.end);
+    }
+
+    #[tokio::test]
+    async fn caller_hangup_before_the_transfer_ends_the_flow() {
+        let sim = run(
+            transfer(json!({"target": "2000"})),
+            caller_gone_before_first_app(),
+        )
+        .await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(sim.transcript.transferred_to, None);
+    }
+}

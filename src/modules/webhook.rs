@@ -122,3 +122,179 @@ async fn deliver(client: reqwest::Client, data: Data, fields: Vec<(String, Strin
         tokio::time::sleep(Duration::from_secs(1 << (attempt - 1).min(4))).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::testkit::*;
+    use axum::Router;
+    use axum::extract::Query;
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use serde_json::{Value, json};
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    async fn serve(router: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        format!("http://{addr}/hook")
+    }
+
+    /// Waits (up to 10 s) until `done` holds; the webhook runs in the background.
+    async fn eventually(done: impl Fn() -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        done()
+    }
+
+    fn hook(uri: &str, extra: Value) -> Value {
+        let mut data = json!({"uri": uri, "custom_data": {"crm": "acme"}});
+        if let (Some(d), Some(e)) = (data.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
+        node("webhook", data, json!({"_": marker("after", json!({}))}))
+    }
+
+    #[tokio::test]
+    async fn delivers_in_the_background_without_delaying_the_call() {
+        let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let answered = Arc::new(AtomicBool::new(false));
+        let (record, flag) = (bodies.clone(), answered.clone());
+        let uri = serve(Router::new().route(
+            "/hook",
+            post(move |axum::Json(body): axum::Json<Value>| {
+                let (record, flag) = (record.clone(), flag.clone());
+                async move {
+                    record.lock().expect("lock").push(body);
+                    // A slow receiver: the call must not wait for it.
+                    tokio::time::sleep(Duration::from_secs(20)).await;
+                    flag.store(true, Ordering::SeqCst);
+                    StatusCode::OK
+                }
+            }),
+        ))
+        .await;
+        let sim = run(hook(&uri, json!({})), script()).await;
+        assert_eq!(apps(&sim), ["set marker=after"]);
+        assert_eq!(branches(&sim)[0], "_");
+        assert!(completed(&sim), "{:?}", sim.report.end);
+        assert!(
+            !answered.load(Ordering::SeqCst),
+            "the call finished while the receiver was still busy"
+        );
+        assert!(eventually(|| !bodies.lock().expect("lock").is_empty()).await);
+        let body = bodies.lock().expect("lock")[0].clone();
+        assert_eq!(body["Call-ID"], json!(sim.report.uuid));
+        assert_eq!(body["Account-ID"], json!(ACCOUNT));
+        assert_eq!(body["crm"], json!("acme"));
+    }
+
+    #[tokio::test]
+    async fn retries_after_a_server_error() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let uri = serve(Router::new().route(
+            "/hook",
+            post(move || {
+                let counter = counter.clone();
+                async move {
+                    if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::NO_CONTENT
+                    }
+                }
+            }),
+        ))
+        .await;
+        let sim = run(hook(&uri, json!({"retries": 2})), script()).await;
+        assert_eq!(markers(&sim), ["after"]);
+        assert!(eventually(|| hits.load(Ordering::SeqCst) >= 2).await);
+        // Delivered on the second attempt: no third one.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_client_error_is_not_retried() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let uri = serve(Router::new().route(
+            "/hook",
+            post(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    StatusCode::BAD_REQUEST
+                }
+            }),
+        ))
+        .await;
+        let sim = run(hook(&uri, json!({"retries": 2})), script()).await;
+        assert_eq!(markers(&sim), ["after"]);
+        assert!(eventually(|| hits.load(Ordering::SeqCst) >= 1).await);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn get_sends_query_parameters() {
+        let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
+        let record = seen.clone();
+        let uri = serve(Router::new().route(
+            "/hook",
+            get(move |Query(q): Query<HashMap<String, String>>| {
+                let record = record.clone();
+                async move {
+                    record.lock().expect("lock").push(q);
+                    StatusCode::OK
+                }
+            }),
+        ))
+        .await;
+        let sim = run(hook(&uri, json!({"http_verb": "get"})), script()).await;
+        assert_eq!(markers(&sim), ["after"]);
+        assert!(eventually(|| !seen.lock().expect("lock").is_empty()).await);
+        let q = seen.lock().expect("lock")[0].clone();
+        assert_eq!(q.get("crm").map(String::as_str), Some("acme"));
+        assert_eq!(q.get("To").map(String::as_str), Some("1000"));
+    }
+
+    #[tokio::test]
+    async fn not_fired_after_the_caller_hung_up() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let uri = serve(Router::new().route(
+            "/hook",
+            post(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    StatusCode::OK
+                }
+            }),
+        ))
+        .await;
+        let flow = node(
+            "play",
+            json!({"id": "long.wav"}),
+            json!({"_": hook(&uri, json!({}))}),
+        );
+        let sim = run(flow, caller_hangs_up_mid_media()).await;
+        assert!(ended_by_hangup(&sim), "{:?}", sim.report.end);
+        assert_eq!(modules_run(&sim), ["play"]);
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+    }
+}
