@@ -94,15 +94,11 @@ impl CallflowModule for BranchBnumber {
                 tracing::info!(%number, "hunt not allowed for this number; continuing");
                 return Ok(Next::default_child());
             }
-            if let Some(route) = call.ctx.store.routing().lookup(&call.account_id, &number) {
-                if let Some(flow) = super::callflow::load(call, &route.callflow_id) {
-                    call.callflow_id = route.callflow_id.to_string();
-                    // The hunted flow sees its own route's capture group (Kazoo stores it too).
-                    crate::engine::session::expose_route(call, &route);
-                    return Ok(Next::Branch(Box::new(flow)));
-                }
-            }
-            return Ok(Next::default_child());
+            // The hunted flow sees its own route's capture group (Kazoo stores it too).
+            return Ok(match super::callflow::route_number(call, &number) {
+                Some(flow) => Next::Branch(Box::new(flow)),
+                None => Next::default_child(),
+            });
         }
         Ok(Next::Continue(number))
     }

@@ -40,6 +40,17 @@ pub fn load(call: &Call, id: &str) -> Option<Node> {
     }
 }
 
+/// Routes `number` through the account's callflows (as a new call to it would be) and, when one
+/// matches, makes it the current callflow with its own route context (capture group) and
+/// returns the flow to branch to. Used by menu hunting, branch_bnumber, disa and dynamic_cid.
+pub fn route_number(call: &mut Call, number: &str) -> Option<Node> {
+    let route = call.ctx.store.routing().lookup(&call.account_id, number)?;
+    let flow = load(call, &route.callflow_id)?;
+    call.callflow_id = route.callflow_id.to_string();
+    crate::engine::session::expose_route(call, &route);
+    Some(flow)
+}
+
 impl CallflowModule for Callflow {
     const NAME: &'static str = "callflow";
     type Data = Data;

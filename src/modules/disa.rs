@@ -130,15 +130,8 @@ impl CallflowModule for Disa {
         if number.is_empty() {
             return Ok(Next::default_child());
         }
-        let route = call.ctx.store.routing().lookup(&call.account_id, &number);
-        match route.and_then(|r| super::callflow::load(call, &r.callflow_id).map(|f| (r, f))) {
-            Some((route, flow)) => {
-                call.kvs.insert(
-                    "capture_group".into(),
-                    Value::String(route.capture_group.unwrap_or(number)),
-                );
-                Ok(Next::Branch(Box::new(flow)))
-            }
+        match super::callflow::route_number(call, &number) {
+            Some(flow) => Ok(Next::Branch(Box::new(flow))),
             None => {
                 tracing::info!(%number, "disa: nothing routes the dialled number");
                 Ok(Next::default_child())

@@ -190,19 +190,8 @@ impl CallflowModule for DynamicCid {
         if destination.is_empty() {
             return Ok(Next::default_child());
         }
-        let route = call
-            .ctx
-            .store
-            .routing()
-            .lookup(&call.account_id, &destination);
-        match route.and_then(|r| super::callflow::load(call, &r.callflow_id).map(|f| (r, f))) {
-            Some((route, flow)) => {
-                call.kvs.insert(
-                    "capture_group".into(),
-                    Value::String(route.capture_group.unwrap_or(destination)),
-                );
-                Ok(Next::Branch(Box::new(flow)))
-            }
+        match super::callflow::route_number(call, &destination) {
+            Some(flow) => Ok(Next::Branch(Box::new(flow))),
             None => Ok(Next::default_child()),
         }
     }

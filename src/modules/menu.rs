@@ -241,10 +241,7 @@ impl CallflowModule for Menu {
             match decide(&entry, node, &doc) {
                 Decision::Child(key) => return Ok(Next::Attempt(key)),
                 Decision::Hunt(digits) => {
-                    let route = call.ctx.store.routing().lookup(&call.account_id, &digits);
-                    if let Some(flow) =
-                        route.and_then(|r| super::callflow::load(call, &r.callflow_id))
-                    {
+                    if let Some(flow) = super::callflow::route_number(call, &digits) {
                         play_prompt(call, &doc.media.transfer_media, TRANSFER_PROMPT).await?;
                         return Ok(Next::Branch(Box::new(flow)));
                     }

@@ -3,7 +3,8 @@
 //!
 //! ESL: see [`super::bridge`]: one `execute bridge <legs>` per repeat; simultaneous legs are
 //! sorted by delay and carry `leg_delay_start`/`leg_timeout`; single/weighted_random legs are
-//! joined with `|`. The caller's own device is skipped; a device listed twice rings once.
+//! joined with `|`. The caller's own device and members with a future `disable_until` are
+//! skipped; a device listed twice rings once.
 //! Children: answered -> stop; a failure with a cause/`sip:` child -> that child (Kazoo "handled");
 //! otherwise the next repeat, then `_`. No member to ring -> `_`.
 
@@ -34,6 +35,24 @@ pub struct Member {
     /// Weight for `weighted_random` (1-100).
     #[serde(default = "one")]
     pub weight: u32,
+    /// Skipped until this time (Gregorian seconds; set by Kazoo's ring_group_toggle).
+    #[serde(default)]
+    pub disable_until: Option<u64>,
+}
+
+/// Seconds between 0000-01-01 and the Unix epoch (Kazoo's Gregorian seconds).
+const GREGORIAN_OFFSET: u64 = 62_167_219_200;
+
+impl Member {
+    /// Whether the member is switched off right now.
+    pub fn disabled_now(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+            + GREGORIAN_OFFSET;
+        self.disable_until.is_some_and(|until| until > now)
+    }
 }
 
 /// `ring_group` data.
@@ -134,7 +153,8 @@ impl CallflowModule for RingGroup {
                         "endpoint_type": {"type": "string", "enum": ["device", "user", "group"]},
                         "delay": {"type": "integer", "minimum": 0, "maximum": 300, "default": 0},
                         "timeout": {"type": "integer", "minimum": 0, "maximum": 3600, "default": 20},
-                        "weight": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1}
+                        "weight": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
+                        "disable_until": {"type": "integer", "minimum": 0}
                     }
                 }},
                 "strategy": {"type": "string", "enum": ["simultaneous", "single", "weighted_random"], "default": "simultaneous"},
@@ -158,7 +178,7 @@ impl CallflowModule for RingGroup {
                 members.sort_by_key(|m| m.delay);
             }
             let mut legs: Vec<Leg> = Vec::new();
-            for member in &members {
+            for member in members.iter().filter(|m| !m.disabled_now()) {
                 for leg in member_legs(call, member, data.ignore_forward) {
                     if !legs.iter().any(|l| l.dial == leg.dial) {
                         legs.push(leg);
@@ -201,6 +221,7 @@ mod tests {
             delay: 0,
             timeout: 20,
             weight,
+            disable_until: None,
         }
     }
 
