@@ -1,0 +1,1 @@
+//! Service start-up.
