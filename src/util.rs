@@ -62,9 +62,93 @@ pub fn iso8601(unix: u64) -> String {
     )
 }
 
+/// Deepest JSON nesting (objects + arrays) accepted anywhere: request bodies, stored documents,
+/// files. A flow of `MAX_DEPTH` (64) nodes takes two levels per node (`children`, then the key),
+/// so serde_json's fixed limit of 128 would refuse legal flows; 256 leaves room for node data.
+pub const MAX_JSON_DEPTH: usize = 256;
+
+/// Why [`parse_json`] refused its input.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    /// Nested deeper than [`MAX_JSON_DEPTH`] (found by a linear scan, before any parsing).
+    #[error("recursion limit exceeded: JSON nested deeper than {MAX_JSON_DEPTH} levels")]
+    TooDeep,
+    /// Not valid JSON.
+    #[error("{0}")]
+    Syntax(#[from] serde_json::Error),
+}
+
+/// The nesting depth of a JSON text, counted iteratively (strings and escapes skipped), stopping
+/// as soon as it passes `limit`.
+pub fn json_depth_exceeds(bytes: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Parses JSON that may be up to [`MAX_JSON_DEPTH`] levels deep. Deeper input is refused by a
+/// linear pre-scan, so the (recursive) parser never runs on it: no input can overflow the stack,
+/// and a 100,000-level body costs one pass over its bytes.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
+    if json_depth_exceeds(bytes, MAX_JSON_DEPTH) {
+        return Err(JsonError::TooDeep);
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    deserializer.disable_recursion_limit();
+    let value = T::deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_json_is_refused_before_parsing_and_legal_depth_fits_a_small_stack() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(parse_json::<serde_json::Value>(deep.as_bytes()), Err(JsonError::TooDeep)));
+        let tricky = format!("[\"{}\"]", "[\\\"".repeat(1000));
+        assert!(parse_json::<serde_json::Value>(tricky.as_bytes()).is_ok());
+        // The deepest legal document parses (and drops) well within a 256 KiB stack, in a debug
+        // build; request handlers run on 2 MiB tokio worker stacks.
+        let legal = format!("{}1{}", "{\"a\":".repeat(MAX_JSON_DEPTH), "}".repeat(MAX_JSON_DEPTH));
+        let handle = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || {
+                let value: serde_json::Value = parse_json(legal.as_bytes()).unwrap();
+                let text = serde_json::to_vec(&value).unwrap();
+                drop(value);
+                text.len()
+            })
+            .unwrap();
+        assert!(handle.join().unwrap() > 0);
+        assert!(parse_json::<serde_json::Value>(b"{} x").is_err());
+    }
 
     #[test]
     fn iso8601_known_dates() {

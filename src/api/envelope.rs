@@ -312,9 +312,9 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    // serde_json stops at 128 levels of nesting with an error, so a 100,000-level body is a 400,
-    // never a stack overflow.
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    // Deeper than MAX_JSON_DEPTH is refused by a linear scan before parsing, so a 100,000-level
+    // body is a 400, never a stack overflow.
+    let value: Value = crate::util::parse_json(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     match value {
         Value::Object(mut envelope) => Ok(envelope.remove("data").unwrap_or_else(|| Value::Object(Map::new()))),
         _ => Err(ApiError::InvalidJson("the request body must be a JSON object".into())),

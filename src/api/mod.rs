@@ -168,7 +168,7 @@ async fn tunnel_verb(State(state): State<AppState>, req: Request) -> Request {
         if declared.is_some_and(|n| n > 0 && n <= state.settings.max_body_bytes) {
             match envelope::read_body(body, state.settings.max_body_bytes).await {
                 Ok(bytes) => {
-                    verb = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    verb = crate::util::parse_json::<serde_json::Value>(&bytes)
                         .ok()
                         .and_then(|v| v.get("verb").and_then(|v| v.as_str()).map(str::to_string));
                     body = Body::from(bytes);

@@ -206,7 +206,7 @@ async fn create_account(
 /// A file's callflow: a bare document, or the `data` of a `{"data":{...}}` envelope.
 fn read_document(path: &Path) -> Result<Value, Value> {
     let text = std::fs::read(path).map_err(|e| json!({"file": {"unreadable": {"message": e.to_string()}}}))?;
-    let value: Value = serde_json::from_slice(&text)
+    let value: Value = crate::util::parse_json(&text)
         .map_err(|e| json!({"json": {"invalid": {"message": e.to_string(), "target": "body"}}}))?;
     let is_envelope = value.get("data").is_some_and(Value::is_object)
         && ["numbers", "patterns", "flow"].iter().all(|k| value.get(k).is_none());

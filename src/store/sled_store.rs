@@ -21,7 +21,7 @@
 //! single-process, so this is the whole story); under it the uniqueness check runs against
 //! `uniq/`, then the document, its keys and the `uniq/` entries go to disk in one atomic
 //! `Batch`, and the routing index is updated. The lock is released *before* the fsync
-//! (`flush_async`), so concurrent writers share one flush (group commit); each still replies only
+//! (`durable`), so concurrent writers share one flush (group commit); each still replies only
 //! after a flush that covers its batch has completed.
 
 use super::*;
@@ -71,6 +71,18 @@ impl SledStore {
         }
         store.rebuild_routing()?;
         Ok(store)
+    }
+
+    /// Waits until everything written so far is on disk (fsync). sled's own `flush_async` runs on
+    /// its global thread pool, which we saw stall under many concurrent flushes; a blocking flush
+    /// on tokio's blocking pool does the same work. Concurrent callers are grouped by sled: a
+    /// flush makes every buffer written before it stable, so a burst of writers shares fsyncs.
+    async fn durable(&self) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Backend(format!("flush task failed: {e}")))??;
+        Ok(())
     }
 
     /// Fills the routing index from `keys/{account}/callflows/{id}` entries.
@@ -220,7 +232,7 @@ impl SledStore {
         self.update_routing(account_id, collection, id, Some(&unique));
         drop(guard);
 
-        self.db.flush_async().await.map_err(StoreError::from)?;
+        self.durable().await?;
         Ok(StoredDoc {
             id: id.to_string(),
             body,
@@ -269,7 +281,7 @@ impl SledStore {
         self.update_routing(account_id, collection, id, None);
         drop(guard);
 
-        self.db.flush_async().await.map_err(StoreError::from)?;
+        self.durable().await?;
         Ok(StoredDoc {
             id: id.to_string(),
             body,
@@ -308,7 +320,7 @@ impl SledStore {
             batch.insert(realm_key.as_bytes(), account.id.as_bytes());
         }
         self.db.apply_batch(batch).map_err(StoreError::from)?;
-        self.db.flush_async().await.map_err(StoreError::from)?;
+        self.durable().await?;
         Ok(account)
     }
 
@@ -419,7 +431,7 @@ impl Store for SledStore {
             };
             self.db
                 .insert(format!("apikey/{}", record.hash.key_id).as_bytes(), encode(&record)?)?;
-            self.db.flush_async().await?;
+            self.durable().await?;
             Ok(())
         })
     }
@@ -446,7 +458,7 @@ impl Store for SledStore {
                 format!("user/{account_id}/{}", credential.user_id).as_bytes(),
                 encode(&credential)?,
             )?;
-            self.db.flush_async().await?;
+            self.durable().await?;
             Ok(())
         })
     }
@@ -481,7 +493,7 @@ impl Store for SledStore {
 
     fn flush<'a>(&'a self) -> StoreFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.db.flush_async().await?;
+            self.durable().await?;
             Ok(())
         })
     }
@@ -548,7 +560,7 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    crate::util::parse_json(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 #[cfg(test)]
