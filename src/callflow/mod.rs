@@ -6,4 +6,5 @@ pub mod errors;
 pub mod merge;
 pub mod model;
 pub mod routing;
+pub mod temporal;
 pub mod validate;

@@ -79,7 +79,12 @@ impl Node {
     }
 }
 
-fn parse_node(value: &Value, depth: usize, path: &str, count: &mut usize) -> Result<Node, FlowError> {
+fn parse_node(
+    value: &Value,
+    depth: usize,
+    path: &str,
+    count: &mut usize,
+) -> Result<Node, FlowError> {
     if depth > MAX_DEPTH {
         return Err(FlowError::TooDeep);
     }
@@ -106,7 +111,10 @@ fn parse_node(value: &Value, depth: usize, path: &str, count: &mut usize) -> Res
     if let Some(kids) = object.get("children").and_then(Value::as_object) {
         for (key, child) in kids {
             let child_path = format!("{path}.children.{key}");
-            children.insert(key.clone(), parse_node(child, depth + 1, &child_path, count)?);
+            children.insert(
+                key.clone(),
+                parse_node(child, depth + 1, &child_path, count)?,
+            );
         }
     }
     Ok(Node {

@@ -88,7 +88,11 @@ impl AccountRoutes {
             return;
         };
         for number in numbers {
-            if self.numbers.get(number.as_str()).is_some_and(|owner| &**owner == id) {
+            if self
+                .numbers
+                .get(number.as_str())
+                .is_some_and(|owner| &**owner == id)
+            {
                 self.numbers.remove(number.as_str());
             }
         }
@@ -96,7 +100,11 @@ impl AccountRoutes {
             return;
         }
         for pattern in &patterns {
-            if self.pattern_owner.get(pattern).is_some_and(|owner| &**owner == id) {
+            if self
+                .pattern_owner
+                .get(pattern)
+                .is_some_and(|owner| &**owner == id)
+            {
                 self.pattern_owner.remove(pattern);
             }
         }
@@ -279,10 +287,7 @@ impl RoutingIndex {
             return found;
         }
         let mut accounts = self.accounts.write().unwrap_or_else(|e| e.into_inner());
-        accounts
-            .entry(account_id.to_string())
-            .or_default()
-            .clone()
+        accounts.entry(account_id.to_string()).or_default().clone()
     }
 
     /// Replaces whatever `callflow_id` registered before with these numbers and patterns.
@@ -369,7 +374,11 @@ mod tests {
         index.set_callflow("a", "x", vec![], s(&["^9(\\d{3})$"]));
         index.set_callflow("a", "y", vec![], s(&["^9(\\d\\d\\d)$"]));
         let m = index.lookup("a", "9123").unwrap();
-        let expected = if "^9(\\d{3})$" > "^9(\\d\\d\\d)$" { "x" } else { "y" };
+        let expected = if "^9(\\d{3})$" > "^9(\\d\\d\\d)$" {
+            "x"
+        } else {
+            "y"
+        };
         assert_eq!(&*m.callflow_id, expected);
     }
 
@@ -386,7 +395,10 @@ mod tests {
     fn no_match_only_for_digits() {
         let index = RoutingIndex::new();
         index.set_callflow("a", "nm", s(&[NO_MATCH]), vec![]);
-        assert_eq!(index.lookup("a", "+15551234").unwrap().kind, MatchKind::NoMatch);
+        assert_eq!(
+            index.lookup("a", "+15551234").unwrap().kind,
+            MatchKind::NoMatch
+        );
         assert!(index.lookup("a", "sip:foo").is_none());
         assert!(index.lookup("b", "1000").is_none());
     }

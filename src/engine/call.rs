@@ -11,8 +11,12 @@
 //! after 500 lost events) and DTMF pressed at any time lands in the call's digit buffer, which is
 //! how type-ahead during a prompt survives the gap between two apps.
 
+use crate::callflow::model::Node;
 use crate::engine::EngineContext;
-use freeswitch_esl_tokio::{EslClient, EslError, EslEvent, EslEventStream, EslEventType, EslResponse};
+use crate::engine::metaflow::{Detector, DigitFate, MetaflowConfig};
+use freeswitch_esl_tokio::{
+    EslClient, EslError, EslEvent, EslEventStream, EslEventType, EslResponse,
+};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -32,6 +36,8 @@ pub enum CallEnded {
     Deadline,
     /// The switch answered a command with `-ERR` (the command will never complete).
     Refused(String),
+    /// A metaflow transferred the call out of our control.
+    Transferred,
 }
 
 impl fmt::Display for CallEnded {
@@ -42,6 +48,7 @@ impl fmt::Display for CallEnded {
             CallEnded::Timeout(what) => write!(f, "timed out waiting for {what}"),
             CallEnded::Deadline => write!(f, "call deadline reached"),
             CallEnded::Refused(reply) => write!(f, "switch refused the command: {reply}"),
+            CallEnded::Transferred => write!(f, "call transferred away"),
         }
     }
 }
@@ -142,6 +149,15 @@ pub struct Call {
     deadline: Instant,
     timeline: Option<Timeline>,
     next_event_uuid: u64,
+    metaflows: Option<Arc<MetaflowConfig>>,
+    detector: Option<Detector>,
+    peer_codes: VecDeque<String>,
+    in_metaflow: bool,
+    peer_uuid: Option<String>,
+    pending_branch: Option<Node>,
+    transferred: bool,
+    unhold_key: Option<char>,
+    unhold_pressed: bool,
 }
 
 impl Call {
@@ -179,6 +195,15 @@ impl Call {
             deadline,
             timeline: None,
             next_event_uuid: rand::random::<u32>() as u64,
+            metaflows: None,
+            detector: None,
+            peer_codes: VecDeque::new(),
+            in_metaflow: false,
+            peer_uuid: None,
+            pending_branch: None,
+            transferred: false,
+            unhold_key: None,
+            unhold_pressed: false,
         }
     }
 
@@ -214,7 +239,7 @@ impl Call {
         self.last_snapshot
             .as_ref()
             .and_then(|e| e.variable_str(name))
-            .or_else(|| self.channel.header(&format!("variable_{name}")))
+            .or_else(|| self.channel.header(format!("variable_{name}")))
     }
 
     /// The caller-ID number as FreeSWITCH currently knows it.
@@ -232,6 +257,54 @@ impl Call {
     /// The dialled number (`Caller-Destination-Number`).
     pub fn destination_number(&self) -> Option<&str> {
         self.channel_header("Caller-Destination-Number")
+    }
+
+    /// Turns metaflow detection on for this call.
+    pub fn enable_metaflows(&mut self, config: MetaflowConfig) {
+        self.detector = config
+            .listen_on
+            .hears_self()
+            .then(|| Detector::new(config.binding_digit, config.digit_timeout));
+        self.metaflows = Some(Arc::new(config));
+    }
+
+    /// The call's merged metaflow settings, if any.
+    pub fn metaflows(&self) -> Option<&Arc<MetaflowConfig>> {
+        self.metaflows.as_ref()
+    }
+
+    /// The far end's channel UUID while bridged.
+    pub fn peer_uuid(&self) -> Option<&str> {
+        self.peer_uuid.as_deref()
+    }
+
+    /// A metaflow asks the executor to branch to `flow` after the current step.
+    pub fn request_branch(&mut self, flow: Node) {
+        self.pending_branch = Some(flow);
+    }
+
+    /// Takes a branch requested by a metaflow.
+    pub fn take_requested_branch(&mut self) -> Option<Node> {
+        self.pending_branch.take()
+    }
+
+    /// Arms (or clears) the single digit that takes a held peer off hold.
+    pub fn set_unhold_key(&mut self, key: Option<char>) {
+        self.unhold_key = key;
+        self.unhold_pressed = false;
+    }
+
+    /// A metaflow moved the call out of our control (blind transfer of this leg).
+    pub fn mark_transferred(&mut self) {
+        self.transferred = true;
+    }
+
+    /// Gives digits back to the main flow's buffer (an unmatched metaflow code).
+    pub fn push_back_digits(&mut self, digits: &str) {
+        let now = Instant::now();
+        for digit in digits.chars() {
+            self.dtmf.push_back(DtmfPress { digit, at: now });
+        }
     }
 
     /// True once the channel is answered (connect data, CHANNEL_ANSWER, or our `answer`).
@@ -270,6 +343,9 @@ impl Call {
     }
 
     fn ended(&self) -> Option<CallEnded> {
+        if self.transferred {
+            return Some(CallEnded::Transferred);
+        }
         if let Some(cause) = &self.hangup_cause {
             return Some(CallEnded::HungUp(cause.clone()));
         }
@@ -442,10 +518,7 @@ impl Call {
             if Instant::now() >= deadline {
                 return Ok(digits);
             }
-            match self
-                .wait_for(deadline, "digits", |e| e.event_type() == Some(EslEventType::Dtmf))
-                .await
-            {
+            match self.wait_inner(deadline, "digits", true, |_| false).await {
                 Ok(_) => continue,
                 Err(CallEnded::Timeout(_)) => return Ok(digits),
                 Err(other) => return Err(other),
@@ -462,7 +535,10 @@ impl Call {
                     e.event_type() == Some(EslEventType::ChannelHangupComplete)
                 })
                 .await;
-            if matches!(result, Err(CallEnded::Timeout(_)) | Err(CallEnded::Deadline)) {
+            if matches!(
+                result,
+                Err(CallEnded::Timeout(_)) | Err(CallEnded::Deadline)
+            ) {
                 break;
             }
             if result.is_ok() {
@@ -477,46 +553,165 @@ impl Call {
         &mut self,
         deadline: Instant,
         what: &str,
-        mut done: impl FnMut(&EslEvent) -> bool,
+        done: impl FnMut(&EslEvent) -> bool,
     ) -> Result<EslEvent, CallEnded> {
+        // Without `until_digits` the loop only ends with an event or an error.
+        self.wait_inner(deadline, what, false, done)
+            .await?
+            .ok_or_else(|| CallEnded::Timeout(what.to_string()))
+    }
+
+    /// The one event loop: drains events until `done` accepts one (`Some`), or — with
+    /// `until_digits` — until the digit buffer is not empty (`None`; digits may also come back
+    /// from an unmatched metaflow code, without any event).
+    async fn wait_inner(
+        &mut self,
+        deadline: Instant,
+        what: &str,
+        until_digits: bool,
+        mut done: impl FnMut(&EslEvent) -> bool,
+    ) -> Result<Option<EslEvent>, CallEnded> {
         loop {
+            self.run_due_metaflows().await;
+            if until_digits && !self.dtmf.is_empty() {
+                return Ok(None);
+            }
+            if self.transferred {
+                return Err(CallEnded::Transferred);
+            }
             if self.disconnected {
                 return Err(CallEnded::Disconnected("socket closed".into()));
             }
-            let next = tokio::time::timeout_at(deadline.into(), self.events.recv()).await;
-            let event = match next {
-                Err(_) => {
-                    if Instant::now() >= self.deadline {
-                        return Err(CallEnded::Deadline);
-                    }
-                    return Err(CallEnded::Timeout(what.to_string()));
-                }
-                Ok(None) => {
-                    self.disconnected = true;
-                    return Err(CallEnded::Disconnected("event stream ended".into()));
-                }
-                Ok(Some(Err(EslError::QueueFull))) => {
-                    tracing::warn!(uuid = %self.uuid, "event queue overflowed; events were dropped");
+            let wake = match self.detector.as_ref().and_then(Detector::deadline) {
+                Some(code_due) if code_due < deadline => code_due,
+                _ => deadline,
+            };
+            let next = tokio::time::timeout_at(wake.into(), self.events.recv()).await;
+            let Ok(next) = next else {
+                if wake < deadline {
                     continue;
                 }
-                Ok(Some(Err(error))) => {
-                    tracing::warn!(uuid = %self.uuid, %error, "event stream error");
-                    if !self.client.is_connected() {
-                        self.disconnected = true;
-                        return Err(CallEnded::Disconnected(error.to_string()));
-                    }
-                    continue;
+                if Instant::now() >= self.deadline {
+                    return Err(CallEnded::Deadline);
                 }
-                Ok(Some(Ok(event))) => event,
+                return Err(CallEnded::Timeout(what.to_string()));
+            };
+            let Some(event) = self.take_incoming(next)? else {
+                continue;
             };
             let accepted = done(&event);
             self.observe(&event);
             if accepted {
-                return Ok(event);
+                return Ok(Some(event));
             }
             if let Some(cause) = &self.hangup_cause {
                 return Err(CallEnded::HungUp(cause.clone()));
             }
+        }
+    }
+
+    /// Runs the metaflow codes that are complete (caller digits after `digit_timeout`, codes
+    /// reported from the peer leg). Never re-entered from inside a metaflow.
+    async fn run_due_metaflows(&mut self) {
+        if self.in_metaflow || self.metaflows.is_none() {
+            return;
+        }
+        if self.unhold_pressed {
+            self.in_metaflow = true;
+            if let Err(ended) = crate::modules::metaflow::hold::unhold(self).await {
+                tracing::info!(%ended, "unhold failed");
+            }
+            self.in_metaflow = false;
+        }
+        loop {
+            let now = Instant::now();
+            let (code, leg) = if let Some(code) = self.detector.as_mut().and_then(|d| d.poll(now)) {
+                (code, "self")
+            } else if let Some(code) = self.peer_codes.pop_front() {
+                (code, "peer")
+            } else {
+                return;
+            };
+            let Some(config) = self.metaflows.clone() else {
+                return;
+            };
+            let node = config.lookup(&code, leg);
+            self.note(TimelineEntry::Note {
+                text: format!(
+                    "metaflow code {}{code} on {leg}: {}",
+                    config.binding_digit,
+                    node.as_ref().map_or("no match", |n| n.module.as_str())
+                ),
+            });
+            match node {
+                Some(node) => {
+                    self.in_metaflow = true;
+                    crate::engine::metaflow_runner::run(self, node).await;
+                    self.in_metaflow = false;
+                }
+                None if leg == "self" => {
+                    let mut digits = config.binding_digit.to_string();
+                    digits.push_str(&code);
+                    self.push_back_digits(&digits);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Awaits `work` (an HTTP request, a timer) while draining events, so the reader never
+    /// stalls; a hangup or socket loss abandons `work`.
+    pub async fn race<F: std::future::Future>(&mut self, work: F) -> Result<F::Output, CallEnded> {
+        tokio::pin!(work);
+        loop {
+            self.run_due_metaflows().await;
+            if let Some(ended) = self.ended() {
+                return Err(ended);
+            }
+            let deadline = match self.detector.as_ref().and_then(Detector::deadline) {
+                Some(code_due) if code_due < self.deadline => code_due,
+                _ => self.deadline,
+            };
+            tokio::select! {
+                output = &mut work => return Ok(output),
+                next = self.events.recv() => {
+                    if let Some(event) = self.take_incoming(next)? {
+                        self.observe(&event);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    if Instant::now() >= self.deadline {
+                        return Err(CallEnded::Deadline);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns one item of the event stream into an event, `None` (skip), or the end of the call.
+    fn take_incoming(
+        &mut self,
+        next: Option<Result<EslEvent, EslError>>,
+    ) -> Result<Option<EslEvent>, CallEnded> {
+        match next {
+            None => {
+                self.disconnected = true;
+                Err(CallEnded::Disconnected("event stream ended".into()))
+            }
+            Some(Err(EslError::QueueFull)) => {
+                tracing::warn!(uuid = %self.uuid, "event queue overflowed; events were dropped");
+                Ok(None)
+            }
+            Some(Err(error)) => {
+                tracing::warn!(uuid = %self.uuid, %error, "event stream error");
+                if self.client.is_connected() {
+                    Ok(None)
+                } else {
+                    self.disconnected = true;
+                    Err(CallEnded::Disconnected(error.to_string()))
+                }
+            }
+            Some(Ok(event)) => Ok(Some(event)),
         }
     }
 
@@ -549,9 +744,58 @@ impl Call {
             {
                 self.answered = true
             }
+            Some(EslEventType::ChannelBridge) => {
+                self.peer_uuid = event
+                    .header_str("Other-Leg-Unique-ID")
+                    .or_else(|| event.header_str("Bridge-B-Unique-ID"))
+                    .map(str::to_string);
+            }
+            Some(EslEventType::ChannelUnbridge) => self.peer_uuid = None,
+            Some(EslEventType::ChannelData) => {
+                // bind_digit_action on a bridge leg reports the far end's metaflow code.
+                let hears_peer = self
+                    .metaflows
+                    .as_ref()
+                    .is_some_and(|m| m.listen_on.hears_peer());
+                if let (true, Some("peer"), Some(digits)) = (
+                    hears_peer,
+                    event.header_str("metaflow"),
+                    event.header_str("digits"),
+                ) {
+                    let code: String = digits
+                        .chars()
+                        .skip(1)
+                        .take(crate::engine::metaflow::MAX_CODE_LEN)
+                        .collect();
+                    self.note(TimelineEntry::Note {
+                        text: format!("peer digits {digits}"),
+                    });
+                    self.peer_codes.push_back(code);
+                }
+            }
             Some(EslEventType::Dtmf) => {
-                if let Some(digit) = event.header_str("DTMF-Digit").and_then(|d| d.chars().next()) {
+                if let Some(digit) = event
+                    .header_str("DTMF-Digit")
+                    .and_then(|d| d.chars().next())
+                {
                     self.note(TimelineEntry::Dtmf { digit });
+                    if !self.in_metaflow {
+                        if self.unhold_key == Some(digit)
+                            && self
+                                .detector
+                                .as_ref()
+                                .and_then(Detector::deadline)
+                                .is_none()
+                        {
+                            self.unhold_pressed = true;
+                            return;
+                        }
+                        if let Some(detector) = self.detector.as_mut() {
+                            if detector.on_digit(digit, Instant::now()) == DigitFate::Taken {
+                                return;
+                            }
+                        }
+                    }
                     self.dtmf.push_back(DtmfPress {
                         digit,
                         at: Instant::now(),

@@ -1,6 +1,7 @@
 //! Walks a callflow with Kazoo's `cf_exe` semantics.
 //!
-//! - `Continue(key)`: `children[key]`, else `children["_"]`, else stop.
+//! - `Continue(key)`: `children[key]`, else `children["_"]`, else stop (`ContinueAny` tries
+//!   several keys in order first).
 //! - `Attempt(key)`: exactly `children[key]`, else stop.
 //! - `Branch(flow)`: push the current node's non-empty `_` child, run `flow` (the `callflow`
 //!   module returns to its caller this way); at most `max_branches` per call.
@@ -50,7 +51,10 @@ pub async fn run_flow(call: &mut Call, flow: Node) -> FlowEnd {
         }
         steps += 1;
         if steps > max_steps {
-            tracing::warn!(steps = max_steps, "callflow ran too many steps; ending the call");
+            tracing::warn!(
+                steps = max_steps,
+                "callflow ran too many steps; ending the call"
+            );
             call.note(TimelineEntry::Note {
                 text: format!("step limit {max_steps} reached"),
             });
@@ -62,8 +66,26 @@ pub async fn run_flow(call: &mut Call, flow: Node) -> FlowEnd {
         }
 
         let next = step(call, &current).await;
+        // A metaflow `callflow` interrupts the step: branch to it, resuming at this node's `_`.
+        let next = match call.take_requested_branch() {
+            Some(flow)
+                if !matches!(
+                    next,
+                    Err(CallEnded::HungUp(_)) | Err(CallEnded::Disconnected(_))
+                ) =>
+            {
+                Ok(Next::Branch(Box::new(flow)))
+            }
+            _ => next,
+        };
         let next = match next {
             Ok(next) => next,
+            Err(CallEnded::Transferred) => {
+                call.note(TimelineEntry::Note {
+                    text: "call transferred away by a metaflow".into(),
+                });
+                return FlowEnd::Released;
+            }
             Err(ended) => {
                 call.note(TimelineEntry::Note {
                     text: format!("flow ended: {ended}"),
@@ -95,6 +117,28 @@ pub async fn run_flow(call: &mut Call, flow: Node) -> FlowEnd {
                     }
                 }
             }
+            Next::ContinueAny(keys) => {
+                let found = keys
+                    .iter()
+                    .find(|k| current.children.contains_key(k.as_str()))
+                    .cloned()
+                    .or_else(|| current.children.contains_key("_").then(|| "_".to_string()));
+                match found.and_then(|k| current.children.remove(&k).map(|c| (k, c))) {
+                    Some((taken, node)) => {
+                        call.note(TimelineEntry::Branch { key: taken });
+                        current = node;
+                    }
+                    None => {
+                        call.note(TimelineEntry::Branch {
+                            key: format!("{} (no child: stop)", keys.join("|")),
+                        });
+                        match pop_or_end(&mut stack, None) {
+                            Ok(node) => current = node,
+                            Err(end) => return end,
+                        }
+                    }
+                }
+            }
             Next::Attempt(key) => match current.children.remove(&key) {
                 Some(node) => {
                     call.note(TimelineEntry::Branch { key });
@@ -112,7 +156,10 @@ pub async fn run_flow(call: &mut Call, flow: Node) -> FlowEnd {
             },
             Next::Branch(flow) => {
                 if branches_left <= 1 {
-                    tracing::warn!(max_branches, "callflow branched too many times; ending the call");
+                    tracing::warn!(
+                        max_branches,
+                        "callflow branched too many times; ending the call"
+                    );
                     call.note(TimelineEntry::Note {
                         text: format!("branch limit {max_branches} reached"),
                     });
@@ -168,7 +215,9 @@ pub async fn run_flow(call: &mut Call, flow: Node) -> FlowEnd {
 fn pop_or_end(stack: &mut Vec<Node>, cause: Option<String>) -> Result<Node, FlowEnd> {
     match stack.pop() {
         Some(node) => Ok(node),
-        None => Err(FlowEnd::Hangup(cause.unwrap_or_else(|| "NORMAL_CLEARING".into()))),
+        None => Err(FlowEnd::Hangup(
+            cause.unwrap_or_else(|| "NORMAL_CLEARING".into()),
+        )),
     }
 }
 

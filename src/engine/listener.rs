@@ -18,7 +18,11 @@ pub async fn bind(ctx: &EngineContext) -> std::io::Result<TcpListener> {
 }
 
 /// Accepts connections until `shutdown` flips to true, then waits for calls in flight.
-pub async fn serve(listener: TcpListener, ctx: Arc<EngineContext>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<EngineContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut calls = JoinSet::new();
     loop {
         tokio::select! {
@@ -51,6 +55,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<EngineContext>, mut shutdown:
             }
         }
     }
-    tracing::info!(in_flight = calls.len(), "ESL listener stopped accepting; waiting for calls in flight");
+    tracing::info!(
+        in_flight = calls.len(),
+        "ESL listener stopped accepting; waiting for calls in flight"
+    );
     while calls.join_next().await.is_some() {}
 }

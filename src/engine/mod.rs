@@ -8,7 +8,12 @@
 pub mod call;
 pub mod executor;
 pub mod listener;
+pub mod metaflow;
+pub mod metaflow_runner;
 pub mod session;
+pub mod simulate;
+#[cfg(test)]
+pub mod testkit;
 
 use crate::store::StoreRead;
 use std::net::{IpAddr, SocketAddr};
@@ -87,11 +92,15 @@ impl IpNet {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -107,10 +116,16 @@ impl std::str::FromStr for IpNet {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| format!("bad address in {s:?}"))?;
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad address in {s:?}"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.trim().parse::<u8>().map_err(|_| format!("bad prefix in {s:?}"))?,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .map_err(|_| format!("bad prefix in {s:?}"))?,
             None => max,
         };
         if prefix > max {
@@ -146,6 +161,9 @@ impl EngineStats {
     }
 }
 
+/// Most webhook deliveries (with their retries) in flight at once.
+pub const WEBHOOKS_IN_FLIGHT: usize = 1024;
+
 /// What every call shares: configuration, the store's read side, counters.
 pub struct EngineContext {
     /// Engine settings.
@@ -154,15 +172,30 @@ pub struct EngineContext {
     pub store: Arc<dyn StoreRead>,
     /// Live counters.
     pub stats: EngineStats,
+    /// HTTP client for pivot and webhooks (connection pooling shared by all calls).
+    pub http: reqwest::Client,
+    /// Bounds webhooks in flight so a dead receiver cannot pile up tasks.
+    pub webhook_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl EngineContext {
     /// Builds the shared context.
     pub fn new(config: EngineConfig, store: Arc<dyn StoreRead>) -> Arc<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("callflowd/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(3))
+            .pool_max_idle_per_host(32)
+            .build()
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "HTTP client with custom settings failed; using defaults");
+                reqwest::Client::new()
+            });
         Arc::new(EngineContext {
             config,
             store,
             stats: EngineStats::default(),
+            http,
+            webhook_slots: Arc::new(tokio::sync::Semaphore::new(WEBHOOKS_IN_FLIGHT)),
         })
     }
 }

@@ -51,7 +51,11 @@ pub struct SessionOptions {
 }
 
 /// Drives one accepted connection to the end. Never panics on what the peer sends.
-pub async fn run_session(stream: TcpStream, ctx: Arc<EngineContext>, options: SessionOptions) -> SessionReport {
+pub async fn run_session(
+    stream: TcpStream,
+    ctx: Arc<EngineContext>,
+    options: SessionOptions,
+) -> SessionReport {
     ctx.stats.active_calls.fetch_add(1, Ordering::Relaxed);
     ctx.stats.calls_started.fetch_add(1, Ordering::Relaxed);
     metrics::gauge!("callflowd_active_calls").increment(1.0);
@@ -72,7 +76,11 @@ pub async fn run_session(stream: TcpStream, ctx: Arc<EngineContext>, options: Se
     report
 }
 
-async fn session(stream: TcpStream, ctx: Arc<EngineContext>, options: SessionOptions) -> SessionReport {
+async fn session(
+    stream: TcpStream,
+    ctx: Arc<EngineContext>,
+    options: SessionOptions,
+) -> SessionReport {
     let _ = stream.set_nodelay(true);
     let esl_options = EslConnectOptions::new().with_event_queue_size(4096);
     let (client, events) = EslClient::accept_outbound_stream_with_options(stream, esl_options);
@@ -113,8 +121,14 @@ async fn session(stream: TcpStream, ctx: Arc<EngineContext>, options: SessionOpt
     }
 }
 
-async fn setup(client: &EslClient, ctx: &EngineContext) -> Result<freeswitch_esl_tokio::EslResponse, String> {
-    let channel = client.connect_session().await.map_err(|e| format!("connect: {e}"))?;
+async fn setup(
+    client: &EslClient,
+    ctx: &EngineContext,
+) -> Result<freeswitch_esl_tokio::EslResponse, String> {
+    let channel = client
+        .connect_session()
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     client
         .myevents(EventFormat::Plain)
         .await
@@ -142,6 +156,7 @@ async fn drive(call: &mut Call) -> SessionEnd {
     };
     tracing::Span::current().record("account", account_id.as_str());
     call.account_id = account_id.clone();
+    identify_caller_device(call);
 
     let number = call.destination_number().unwrap_or_default().to_string();
     let Some(route) = call.ctx.store.routing().lookup(&account_id, &number) else {
@@ -152,8 +167,8 @@ async fn drive(call: &mut Call) -> SessionEnd {
         let _ = call.hangup(UNALLOCATED).await;
         return SessionEnd::Rejected(format!("no callflow for {number}"));
     };
-    let flow = match load_flow(call, &account_id, &route) {
-        Ok(flow) => flow,
+    let (flow, callflow_doc) = match load_flow(call, &account_id, &route) {
+        Ok(loaded) => loaded,
         Err(why) => {
             tracing::error!(callflow = %route.callflow_id, error = %why, "callflow cannot be loaded; UNALLOCATED_NUMBER");
             let _ = call.hangup(UNALLOCATED).await;
@@ -163,27 +178,85 @@ async fn drive(call: &mut Call) -> SessionEnd {
     tracing::Span::current().record("callflow", &*route.callflow_id);
     call.callflow_id = route.callflow_id.to_string();
     expose_route(call, &route);
+    enable_metaflows(call, &callflow_doc).await;
     call.note(TimelineEntry::Note {
-        text: format!("routed {number} to callflow {} ({:?})", route.callflow_id, route.kind),
+        text: format!(
+            "routed {number} to callflow {} ({:?})",
+            route.callflow_id, route.kind
+        ),
     });
     SessionEnd::Flow(run_flow(call, flow).await)
 }
 
-fn load_flow(call: &Call, account_id: &str, route: &RouteMatch) -> Result<Node, String> {
+fn load_flow(call: &Call, account_id: &str, route: &RouteMatch) -> Result<(Node, Value), String> {
     let doc = call
         .ctx
         .store
         .document(account_id, "callflows", &route.callflow_id)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("callflow {} vanished", route.callflow_id))?;
-    let flow = doc.get("flow").cloned().unwrap_or(Value::Object(Default::default()));
-    Node::from_value(&flow).map_err(|e| e.to_string())
+    let flow = doc
+        .get("flow")
+        .cloned()
+        .unwrap_or(Value::Object(Default::default()));
+    let node = Node::from_value(&flow).map_err(|e| e.to_string())?;
+    Ok((node, doc))
+}
+
+/// Merges the call's metaflows (callflow > user > device > account, see
+/// [`crate::engine::metaflow`]) and turns detection on; asks FreeSWITCH to divert the peer-leg
+/// reports to this socket when the far end is listened to.
+async fn enable_metaflows(call: &mut Call, callflow_doc: &Value) {
+    let store = call.ctx.store.clone();
+    let account = call.account_id.clone();
+    let owned = |collection: &str, key: &str, field: &str| -> Option<Value> {
+        let id = call.kvs.get(key)?.as_str()?;
+        store
+            .document(&account, collection, id)
+            .ok()
+            .flatten()?
+            .get(field)
+            .cloned()
+    };
+    let user = owned("users", "owner_id", "metaflows");
+    let device = owned("devices", "device_id", "metaflows");
+    let account_level = store
+        .document(&account, "metaflows", &account)
+        .ok()
+        .flatten();
+    let mut sources: Vec<&Value> = Vec::new();
+    if let Some(own) = callflow_doc.get("metaflow") {
+        sources.push(own);
+    }
+    sources.extend(user.iter());
+    sources.extend(device.iter());
+    sources.extend(account_level.iter());
+    let Some(config) = crate::engine::metaflow::MetaflowConfig::merge(&sources) else {
+        return;
+    };
+    let hears_peer = config.listen_on.hears_peer();
+    call.note(TimelineEntry::Note {
+        text: format!(
+            "metaflows on (binding {}, listen_on {:?}, {} numbers, {} patterns)",
+            config.binding_digit,
+            config.listen_on,
+            config.numbers.len(),
+            config.patterns.len()
+        ),
+    });
+    call.enable_metaflows(config);
+    if hears_peer {
+        if let Err(error) = call.client().divert_events(true).await {
+            tracing::warn!(%error, "divert_events failed: far-end metaflows will not be heard");
+        }
+    }
 }
 
 /// Puts Kazoo's route context (`cf_capture_group`, named captures) where modules read it.
 fn expose_route(call: &mut Call, route: &RouteMatch) {
     if let Some(capture) = &route.capture_group {
-        call.kvs.insert("capture_group".into(), Value::String(capture.clone()));
+        call.kvs
+            .insert("capture_group".into(), Value::String(capture.clone()));
     }
     if !route.named_captures.is_empty() {
         let named = route
@@ -191,9 +264,46 @@ fn expose_route(call: &mut Call, route: &RouteMatch) {
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
-        call.kvs.insert("capture_groups".into(), Value::Object(named));
+        call.kvs
+            .insert("capture_groups".into(), Value::Object(named));
     }
-    call.kvs.insert("callflow_id".into(), Value::String(route.callflow_id.to_string()));
+    call.kvs.insert(
+        "callflow_id".into(),
+        Value::String(route.callflow_id.to_string()),
+    );
+}
+
+/// For a call from a phone that authenticated to FreeSWITCH (`sip_auth_username`), records the
+/// caller's device and its owner, so bridging skips the caller's own phone and device/user
+/// metaflows and variables apply.
+fn identify_caller_device(call: &mut Call) {
+    let Some(username) = call.var("sip_auth_username").filter(|s| !s.is_empty()) else {
+        return;
+    };
+    let username = username.to_string();
+    let devices =
+        match call
+            .ctx
+            .store
+            .documents_where(&call.account_id, "devices", "sip.username", &username)
+        {
+            Ok(devices) => devices,
+            Err(error) => {
+                tracing::error!(%error, "device lookup failed");
+                return;
+            }
+        };
+    let Some(device) = devices.into_iter().next() else {
+        return;
+    };
+    if let Some(id) = device.get("id").and_then(Value::as_str) {
+        call.kvs
+            .insert("device_id".into(), Value::String(id.to_string()));
+    }
+    if let Some(owner) = device.get("owner_id").and_then(Value::as_str) {
+        call.kvs
+            .insert("owner_id".into(), Value::String(owner.to_string()));
+    }
 }
 
 /// `variable_account_id`, else the realm of `variable_domain_name` / `variable_sip_req_host`,
@@ -232,7 +342,8 @@ async fn finish(call: &mut Call, end: &SessionEnd) {
             }
             call.wait_hangup_complete(linger).await;
         }
-        SessionEnd::Flow(FlowEnd::Released) => {}
+        SessionEnd::Flow(FlowEnd::Released)
+        | SessionEnd::Flow(FlowEnd::Ended(CallEnded::Transferred)) => {}
         SessionEnd::Flow(FlowEnd::Ended(CallEnded::HungUp(_))) => {
             call.wait_hangup_complete(linger).await;
         }

@@ -17,15 +17,53 @@ use std::pin::Pin;
 use std::sync::LazyLock;
 
 pub mod answer;
+pub mod audio_macro;
+pub mod branch_bnumber;
+pub mod branch_variable;
+pub mod bridge;
+pub mod callflow;
+pub mod check_cid;
+pub mod collect_dtmf;
+pub mod conference;
+pub mod device;
+pub mod disa;
+pub mod dynamic_cid;
+pub mod group;
 pub mod hangup;
+pub mod language;
+pub mod lookupcidname;
 pub mod media;
+pub mod menu;
+pub mod metaflow;
+pub mod noop;
+pub mod offnet;
+pub mod park;
+pub mod pivot;
 pub mod play;
+pub mod prepend_cid;
+pub mod record_call;
+pub mod resources;
+pub mod response;
+pub mod ring_group;
+pub mod say;
+pub mod set_cid;
+pub mod set_variable;
+pub mod set_variables;
+pub mod sleep;
+pub mod temporal_route;
+pub mod transfer;
+pub mod tts;
+pub mod user;
+pub mod webhook;
 
 /// What a module asks the executor to do next (Kazoo's `cf_exe` exits).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
     /// Run `children[key]`, else `children["_"]`, else stop.
     Continue(String),
+    /// Run the first existing child among `keys` (bridge failures: cause, then `sip:<code>`),
+    /// else `children["_"]`, else stop.
+    ContinueAny(Vec<String>),
     /// Run exactly `children[key]`; stop when it is missing (no `_` fallback).
     Attempt(String),
     /// Push the current node's `_` child and run this flow; counts against the branch limit.
@@ -60,6 +98,9 @@ pub trait CallflowModule: 'static {
     type Data: DeserializeOwned + Send;
     /// JSON schema of `data` (draft 7). Properties with a `default` are written into stored docs.
     fn schema() -> Value;
+    /// Checks a schema cannot express (a regex that must compile with the `regex` crate...).
+    /// Runs only when the schema passed.
+    fn validate_extra(_data: &Value, _path: &str, _errors: &mut FieldErrors) {}
     /// Drives the call; `node` gives access to the child keys (menu, temporal_route use them).
     fn run(
         data: Self::Data,
@@ -75,6 +116,7 @@ pub struct ModuleEntry {
     /// The data schema, served by `GET /v2/schemas/callflows.<name>`.
     pub schema: Value,
     validator: Option<jsonschema::Validator>,
+    extra: fn(&Value, &str, &mut FieldErrors),
     run: for<'a> fn(&'a Node, &'a mut Call) -> RunFuture<'a>,
 }
 
@@ -97,22 +139,26 @@ fn entry<M: CallflowModule>() -> ModuleEntry {
     let validator = jsonschema::options()
         .should_validate_formats(false)
         .build(&schema)
-        .map_err(|e| tracing::error!(module = M::NAME, error = %e, "module schema does not compile"))
+        .map_err(
+            |e| tracing::error!(module = M::NAME, error = %e, "module schema does not compile"),
+        )
         .ok();
     ModuleEntry {
         name: M::NAME,
         schema,
         validator,
+        extra: M::validate_extra,
         run: run_erased::<M>,
     }
 }
 
 /// Every Kazoo data schema accepts `skip_module`; add it once here rather than in every file.
 fn add_skip_module(schema: &mut Value) {
-    if let Some(props) = schema
-        .as_object_mut()
-        .and_then(|s| s.entry("properties").or_insert_with(|| Value::Object(Map::new())).as_object_mut())
-    {
+    if let Some(props) = schema.as_object_mut().and_then(|s| {
+        s.entry("properties")
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+    }) {
         props.entry("skip_module").or_insert_with(|| {
             serde_json::json!({
                 "type": "boolean",
@@ -128,8 +174,41 @@ use serde::Deserialize as _;
 pub static REGISTRY: LazyLock<BTreeMap<&'static str, ModuleEntry>> = LazyLock::new(|| {
     [
         entry::<answer::Answer>(),
+        entry::<audio_macro::AudioMacro>(),
+        entry::<branch_bnumber::BranchBnumber>(),
+        entry::<branch_variable::BranchVariable>(),
+        entry::<callflow::Callflow>(),
+        entry::<check_cid::CheckCid>(),
+        entry::<collect_dtmf::CollectDtmf>(),
+        entry::<conference::Conference>(),
+        entry::<device::Device>(),
+        entry::<disa::Disa>(),
+        entry::<dynamic_cid::DynamicCid>(),
+        entry::<group::Group>(),
         entry::<hangup::Hangup>(),
+        entry::<language::Language>(),
+        entry::<lookupcidname::LookupCidName>(),
+        entry::<menu::Menu>(),
+        entry::<noop::Noop>(),
+        entry::<offnet::Offnet>(),
+        entry::<park::Park>(),
+        entry::<pivot::Pivot>(),
         entry::<play::Play>(),
+        entry::<prepend_cid::PrependCid>(),
+        entry::<record_call::RecordCall>(),
+        entry::<resources::Resources>(),
+        entry::<response::Response>(),
+        entry::<ring_group::RingGroup>(),
+        entry::<say::Say>(),
+        entry::<set_cid::SetCid>(),
+        entry::<set_variable::SetVariable>(),
+        entry::<set_variables::SetVariables>(),
+        entry::<sleep::Sleep>(),
+        entry::<temporal_route::TemporalRoute>(),
+        entry::<transfer::Transfer>(),
+        entry::<tts::Tts>(),
+        entry::<user::User>(),
+        entry::<webhook::Webhook>(),
     ]
     .into_iter()
     .map(|e| (e.name, e))
@@ -156,12 +235,19 @@ impl ModuleEntry {
     /// (e.g. `flow.children._.data`), then writes the schema's defaults into it.
     pub fn validate_data(&self, data: &mut Value, path: &str, errors: &mut FieldErrors) {
         let Some(validator) = &self.validator else {
-            errors.add_message(path, "error", format!("schema of module {} is unavailable", self.name));
+            errors.add_message(
+                path,
+                "error",
+                format!("schema of module {} is unavailable", self.name),
+            );
             return;
         };
         let before = errors.len();
         for error in validator.iter_errors(data) {
             push_schema_error(&error, path, errors);
+        }
+        if errors.len() == before {
+            (self.extra)(data, path, errors);
         }
         if errors.len() == before {
             apply_defaults(&self.schema, data);
@@ -170,7 +256,11 @@ impl ModuleEntry {
 }
 
 /// Maps one jsonschema error onto Crossbar's `{path: {rule: {message, ...}}}`.
-pub fn push_schema_error(error: &jsonschema::ValidationError<'_>, base: &str, errors: &mut FieldErrors) {
+pub fn push_schema_error(
+    error: &jsonschema::ValidationError<'_>,
+    base: &str,
+    errors: &mut FieldErrors,
+) {
     use jsonschema::error::ValidationErrorKind as K;
     let mut path = base.to_string();
     // The instance path is a JSON pointer: `/a/b~1c` -> segments `a`, `b/c`.
@@ -183,14 +273,19 @@ pub fn push_schema_error(error: &jsonschema::ValidationError<'_>, base: &str, er
         K::Required { property } => {
             let name = property.as_str().unwrap_or_default();
             path = join_path(&path, name);
-            ("required", serde_json::json!({"message": "Field is required but missing"}))
+            (
+                "required",
+                serde_json::json!({"message": "Field is required but missing"}),
+            )
         }
         K::Type { kind } => {
             let target = match kind {
                 jsonschema::error::TypeKind::Single(t) => t.to_string(),
-                jsonschema::error::TypeKind::Multiple(set) => {
-                    set.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
-                }
+                jsonschema::error::TypeKind::Multiple(set) => set
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             };
             (
                 "type",
@@ -229,10 +324,118 @@ pub fn push_schema_error(error: &jsonschema::ValidationError<'_>, base: &str, er
             "pattern",
             serde_json::json!({"message": format!("Failed to match pattern '{pattern}'"), "target": pattern, "value": value}),
         ),
-        K::UniqueItems => ("uniqueItems", serde_json::json!({"message": "The list contains duplicate items"})),
+        K::UniqueItems => (
+            "uniqueItems",
+            serde_json::json!({"message": "The list contains duplicate items"}),
+        ),
         _ => ("invalid", serde_json::json!({"message": error.to_string()})),
     };
     errors.add(path, rule, detail);
+}
+
+/// Validates a whole flow tree held as JSON (pivot responses, imported flows): every node must be
+/// an object with a registered `module` (1..64 chars) and an object `data` that passes that
+/// module's schema (defaults are written in). Iterative, bounded by `MAX_DEPTH` / `MAX_NODES`, so
+/// hostile nesting cannot overflow the stack.
+pub fn validate_flow(flow: &mut Value, path: &str, errors: &mut FieldErrors) {
+    use crate::callflow::model::{MAX_DEPTH, MAX_NODES};
+    let mut pending: Vec<(&mut Value, String, usize)> = vec![(flow, path.to_string(), 0)];
+    let mut seen = 0usize;
+    while let Some((node, path, depth)) = pending.pop() {
+        seen += 1;
+        if seen > MAX_NODES {
+            errors.add_message(
+                path,
+                "maxItems",
+                format!("A flow may hold at most {MAX_NODES} nodes"),
+            );
+            return;
+        }
+        if depth > MAX_DEPTH {
+            errors.add_message(
+                path,
+                "maxDepth",
+                format!("A flow may nest at most {MAX_DEPTH} levels"),
+            );
+            return;
+        }
+        let Some(object) = node.as_object_mut() else {
+            errors.add(
+                path,
+                "type",
+                serde_json::json!({"message": "Value did not match type(s): object", "target": "object"}),
+            );
+            continue;
+        };
+        if object.is_empty() && depth > 0 {
+            continue;
+        }
+        let module = match object.get("module") {
+            None => {
+                errors.add_message(
+                    join_path(&path, "module"),
+                    "required",
+                    "Field is required but missing",
+                );
+                None
+            }
+            Some(Value::String(name)) if !name.is_empty() && name.len() <= 64 => Some(name.clone()),
+            Some(Value::String(_)) => {
+                errors.add_message(
+                    join_path(&path, "module"),
+                    "minLength",
+                    "Value must be 1 to 64 characters",
+                );
+                None
+            }
+            Some(_) => {
+                errors.add(
+                    join_path(&path, "module"),
+                    "type",
+                    serde_json::json!({"message": "Value did not match type(s): string", "target": "string"}),
+                );
+                None
+            }
+        };
+        let data_path = join_path(&path, "data");
+        match object.get_mut("data") {
+            None => errors.add_message(data_path.clone(), "required", "Field is required but missing"),
+            Some(data) if !data.is_object() => errors.add(
+                data_path.clone(),
+                "type",
+                serde_json::json!({"message": "Value did not match type(s): object", "target": "object"}),
+            ),
+            Some(data) => {
+                if let Some(name) = &module {
+                    match get(name) {
+                        Some(entry) => entry.validate_data(data, &data_path, errors),
+                        None => errors.add(
+                            join_path(&path, "module"),
+                            "enum",
+                            serde_json::json!({
+                                "message": format!("unable to find callflow schema for module {name}"),
+                                "cause": name,
+                            }),
+                        ),
+                    }
+                }
+            }
+        }
+        match object.get_mut("children") {
+            None => {}
+            Some(Value::Object(children)) => {
+                let children_path = join_path(&path, "children");
+                for (key, child) in children.iter_mut() {
+                    pending.push((child, join_path(&children_path, key), depth + 1));
+                }
+            }
+            Some(_) => errors.add(
+                join_path(&path, "children"),
+                "type",
+                serde_json::json!({"message": "Value did not match type(s): object", "target": "object"}),
+            ),
+        }
+    }
 }
 
 /// Writes `default` values of the schema's properties into missing keys, recursing into objects
@@ -264,7 +467,11 @@ mod tests {
     #[test]
     fn registry_has_schemas_that_compile() {
         for entry in REGISTRY.values() {
-            assert!(entry.validator.is_some(), "{} schema must compile", entry.name);
+            assert!(
+                entry.validator.is_some(),
+                "{} schema must compile",
+                entry.name
+            );
             assert!(entry.schema["properties"]["skip_module"].is_object());
         }
         assert!(get("answer").is_some());

@@ -91,7 +91,8 @@ impl CallflowModule for Play {
             let completion = match &target {
                 Media::Playback(path) => call.execute_long("playback", path).await?,
                 Media::Speak(text) => {
-                    call.execute_long("speak", &media::flite_arg("female", text)).await?
+                    call.execute_long("speak", &media::flite_arg("female", text))
+                        .await?
                 }
             };
             if completion.response == "FILE NOT FOUND" {

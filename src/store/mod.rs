@@ -10,6 +10,7 @@
 //! keys are unique) lives in `crate::documents`, not here. The one collection the store knows by
 //! name is [`ROUTED_COLLECTION`]: its `numbers`/`patterns` keys feed the routing index.
 
+pub mod memory;
 pub mod sled_store;
 
 use crate::auth::secrets::{ApiKeyHash, DigestMethod, UserCredential};
@@ -80,7 +81,45 @@ pub trait StoreRead: Send + Sync + 'static {
     fn account_by_realm(&self, realm: &str) -> Result<Option<Account>, StoreError>;
     /// A live (not deleted) document of a collection (`callflows`, `menus`, ...), public fields
     /// plus `id`.
-    fn document(&self, account_id: &str, collection: &str, id: &str) -> Result<Option<Value>, StoreError>;
+    fn document(
+        &self,
+        account_id: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Value>, StoreError>;
+    /// Every live document of one account's collection, ascending by id (resources, lists: small
+    /// per-account collections).
+    fn documents(&self, account_id: &str, collection: &str) -> Result<Vec<Value>, StoreError>;
+    /// Live documents of one account's collection whose field at the dotted path `field` equals
+    /// `value` (the devices of a user, the device with a SIP username). Scans that account's
+    /// collection only, never the whole database.
+    fn documents_where(
+        &self,
+        account_id: &str,
+        collection: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<Value>, StoreError>;
+}
+
+/// Reads a dotted path (`sip.username`) out of a JSON document.
+pub fn field_at<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(doc, |v, key| v.get(key))
+}
+
+/// Whether the field at `path` equals `value` (strings compare as text, other scalars by their
+/// JSON spelling, arrays when any item matches).
+pub fn field_matches(doc: &Value, path: &str, value: &str) -> bool {
+    fn scalar(v: &Value, value: &str) -> bool {
+        match v {
+            Value::String(s) => s == value,
+            Value::Array(items) => items.iter().any(|i| scalar(i, value)),
+            Value::Bool(b) => value == if *b { "true" } else { "false" },
+            Value::Number(n) => n.to_string() == value,
+            Value::Null | Value::Object(_) => false,
+        }
+    }
+    field_at(doc, path).is_some_and(|v| scalar(v, value))
 }
 
 /// A boxed future, so [`Store`] stays object-safe (`Arc<dyn Store>`) while writes can await the

@@ -324,6 +324,32 @@ impl SledStore {
         Ok(account)
     }
 
+    /// Public views of one account's live documents of a collection that satisfy `keep` (a range
+    /// over that collection only).
+    fn documents_where_inner(
+        &self,
+        account_id: &str,
+        collection: &str,
+        keep: &(dyn Fn(&Value) -> bool + Sync),
+    ) -> Result<Vec<Value>, StoreError> {
+        if check_segment(account_id).is_err() {
+            return Ok(Vec::new());
+        }
+        let page = self.list_docs(&ListRequest {
+            account_id,
+            collection,
+            start: None,
+            limit: None,
+            filter: &|_| true,
+        })?;
+        Ok(page
+            .docs
+            .iter()
+            .map(|d| Value::Object(d.public()))
+            .filter(|v| keep(v))
+            .collect())
+    }
+
     fn account_by_index(&self, index_key: String) -> Result<Option<Account>, StoreError> {
         match self.db.get(index_key.as_bytes())? {
             Some(id) => self.account(&String::from_utf8_lossy(&id)),
@@ -355,6 +381,22 @@ impl StoreRead for SledStore {
         Ok(self
             .get_doc(account_id, collection, id)?
             .map(|d| Value::Object(d.public())))
+    }
+
+    fn documents(&self, account_id: &str, collection: &str) -> Result<Vec<Value>, StoreError> {
+        self.documents_where_inner(account_id, collection, &|_| true)
+    }
+
+    fn documents_where(
+        &self,
+        account_id: &str,
+        collection: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<Value>, StoreError> {
+        self.documents_where_inner(account_id, collection, &|doc| {
+            super::field_matches(doc, field, value)
+        })
     }
 }
 

@@ -1,0 +1,155 @@
+//! Metaflow `intercept`: picks up a call ringing at another device, user or number.
+//!
+//! The ringing leg is found with `api show channels like <sip username>@` (devices of the target
+//! user, or the target device; `number` targets are matched on the dialled number): the first
+//! outbound channel in RINGING/EARLY state. Then `uuid_broadcast <uuid> 'intercept::<ringing
+//! uuid>' aleg` makes this leg take that call (FreeSWITCH's `intercept` bridges us to the caller
+//! and hangs up the ringing leg); with `unbridged_only` (default) only calls that are still
+//! ringing are taken. Children: `_`; nothing ringing -> `no_target`.
+
+use super::{MetaNext, MetaflowModule, first_capture};
+use crate::engine::call::{Call, CallEnded};
+use crate::store::field_at;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The `intercept` metaflow module.
+pub struct Intercept;
+
+/// `intercept` data.
+#[derive(Debug, Deserialize)]
+pub struct Data {
+    /// `device`, `user` or `number`.
+    #[serde(default = "number")]
+    pub target_type: String,
+    /// Device/user id, or the number.
+    #[serde(default)]
+    pub target_id: Option<String>,
+    /// Only calls still ringing.
+    #[serde(default = "yes")]
+    pub unbridged_only: bool,
+    /// Captures of the triggering pattern (number targets).
+    #[serde(default)]
+    pub captures: Vec<String>,
+    /// The code.
+    #[serde(default)]
+    pub collected: Option<String>,
+}
+
+fn number() -> String {
+    "number".into()
+}
+fn yes() -> bool {
+    true
+}
+
+/// Finds the uuid of a ringing outbound channel in `show channels` CSV output whose name or
+/// destination contains one of `needles`.
+pub fn ringing_channel(csv: &str, needles: &[String], unbridged_only: bool) -> Option<String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next()?.split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name);
+    let (uuid_i, dir_i, name_i, dest_i, state_i) = (
+        column("uuid")?,
+        column("direction")?,
+        column("name")?,
+        column("dest"),
+        column("callstate"),
+    );
+    lines.find_map(|line| {
+        let fields: Vec<&str> = line.split(',').collect();
+        let get = |i: usize| fields.get(i).copied().unwrap_or_default();
+        let name = get(name_i);
+        let dest = dest_i.map(get).unwrap_or_default();
+        let state = state_i.map(get).unwrap_or("RINGING");
+        let matches = needles
+            .iter()
+            .any(|n| name.contains(n.as_str()) || dest == n.trim_end_matches('@'));
+        let ringing = matches!(state, "RINGING" | "EARLY" | "RING_WAIT");
+        (get(dir_i) == "outbound" && matches && (ringing || !unbridged_only))
+            .then(|| get(uuid_i).to_string())
+    })
+}
+
+impl MetaflowModule for Intercept {
+    const NAME: &'static str = "intercept";
+    type Data = Data;
+
+    fn schema() -> Value {
+        json!({
+            "type": "object",
+            "description": "Pick up a call ringing elsewhere",
+            "properties": {
+                "target_type": {"type": "string", "enum": ["device", "user", "number"], "default": "number"},
+                "target_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                "unbridged_only": {"type": "boolean", "default": true},
+                "auto_answer": {"type": "boolean", "default": false},
+                "can_call_self": {"type": "boolean", "default": true}
+            }
+        })
+    }
+
+    async fn run(data: Data, call: &mut Call) -> Result<MetaNext, CallEnded> {
+        let target = data
+            .target_id
+            .clone()
+            .or_else(|| first_capture(&data.captures, &data.collected));
+        let Some(target) = target else {
+            return Ok(MetaNext::Continue("no_target".into()));
+        };
+        let store = call.ctx.store.clone();
+        let account = call.account_id.clone();
+        let usernames = |device: &Value| {
+            field_at(device, "sip.username")
+                .and_then(Value::as_str)
+                .map(|u| format!("/{u}@"))
+        };
+        let needles: Vec<String> = match data.target_type.as_str() {
+            "device" => store
+                .document(&account, "devices", &target)
+                .ok()
+                .flatten()
+                .and_then(|d| usernames(&d))
+                .into_iter()
+                .collect(),
+            "user" => store
+                .documents_where(&account, "devices", "owner_id", &target)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(usernames)
+                .collect(),
+            _ => vec![format!("/{target}@"), target.clone()],
+        };
+        if needles.is_empty() {
+            return Ok(MetaNext::Continue("no_target".into()));
+        }
+        let csv = call.api("show channels").await?;
+        let Some(ringing) = ringing_channel(&csv, &needles, data.unbridged_only) else {
+            return Ok(MetaNext::Continue("no_target".into()));
+        };
+        let uuid = call.uuid.clone();
+        call.api(&format!(
+            "uuid_broadcast {uuid} 'intercept::{ringing}' aleg"
+        ))
+        .await?;
+        Ok(MetaNext::default_child())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_ringing_leg() {
+        let csv = "uuid,direction,created,created_epoch,name,state,cid_name,cid_num,ip_addr,dest,callstate\n\
+                   a1,inbound,x,1,sofia/internal/1000@10.0.0.1,CS_EXECUTE,,1000,,2001,ACTIVE\n\
+                   b2,outbound,x,1,sofia/internal/2001@10.0.0.2:5060,CS_CONSUME_MEDIA,,1000,,2001,RINGING\n";
+        assert_eq!(
+            ringing_channel(csv, &["/2001@".into()], true).as_deref(),
+            Some("b2")
+        );
+        assert_eq!(ringing_channel(csv, &["/3001@".into()], true), None);
+        assert_eq!(ringing_channel("", &["x".into()], true), None);
+    }
+}

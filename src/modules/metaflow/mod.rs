@@ -1,0 +1,384 @@
+//! Metaflow modules: actions a DTMF code triggers in the middle of a call (Kazoo's konami
+//! modules), one file each, registered once in [`REGISTRY`].
+//!
+//! They run while the main flow is waiting on an app (a bridge, a playback), so they act through
+//! `api` commands that take effect at once (`uuid_transfer`, `uuid_hold`, `uuid_record`,
+//! `uuid_broadcast`, `uuid_break`, `uuid_kill`) instead of queued `execute`s, which would wait
+//! behind the running app. A module returns the child key to follow (`Continue`) or `Stop`.
+
+use crate::callflow::errors::{FieldErrors, join_path};
+use crate::callflow::model::Node;
+use crate::engine::call::{Call, CallEnded};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::LazyLock;
+
+pub mod breakout;
+pub mod callflow;
+pub mod hangup;
+pub mod hold;
+pub mod hold_control;
+pub mod intercept;
+pub mod park;
+pub mod play;
+pub mod record_call;
+pub mod resume;
+pub mod say;
+pub mod transfer;
+pub mod tts;
+
+/// What a metaflow node asks for next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaNext {
+    /// Follow `children[key]`, else `children["_"]`, else end.
+    Continue(String),
+    /// End the metaflow; the main flow goes on.
+    Stop,
+}
+
+impl MetaNext {
+    /// The default child.
+    pub fn default_child() -> Self {
+        MetaNext::Continue("_".into())
+    }
+}
+
+/// The future a metaflow module returns once type-erased.
+pub type MetaFuture<'a> = Pin<Box<dyn Future<Output = Result<MetaNext, CallEnded>> + Send + 'a>>;
+
+/// One metaflow module, implemented by a unit struct in its own file.
+pub trait MetaflowModule: 'static {
+    /// The `module` name used in metaflow JSON.
+    const NAME: &'static str;
+    /// The node's `data` (plus `collected`, `captures`, `dtmf_leg` added at detection).
+    type Data: DeserializeOwned + Send;
+    /// JSON schema of `data`.
+    fn schema() -> Value;
+    /// Acts on the call.
+    fn run(
+        data: Self::Data,
+        call: &mut Call,
+    ) -> impl Future<Output = Result<MetaNext, CallEnded>> + Send;
+}
+
+/// A registered metaflow module.
+pub struct MetaflowEntry {
+    /// Module name.
+    pub name: &'static str,
+    /// Data schema.
+    pub schema: Value,
+    validator: Option<jsonschema::Validator>,
+    run: for<'a> fn(&'a Node, &'a mut Call) -> MetaFuture<'a>,
+}
+
+impl MetaflowEntry {
+    /// Runs the module on a node.
+    pub fn run<'a>(&self, node: &'a Node, call: &'a mut Call) -> MetaFuture<'a> {
+        (self.run)(node, call)
+    }
+}
+
+fn run_erased<'a, M: MetaflowModule>(node: &'a Node, call: &'a mut Call) -> MetaFuture<'a> {
+    Box::pin(async move {
+        match M::Data::deserialize(&node.data) {
+            Ok(data) => M::run(data, call).await,
+            Err(error) => {
+                tracing::warn!(module = M::NAME, %error, "metaflow data does not parse; stopping");
+                Ok(MetaNext::Stop)
+            }
+        }
+    })
+}
+
+use serde::Deserialize as _;
+
+fn entry<M: MetaflowModule>() -> MetaflowEntry {
+    let mut schema = M::schema();
+    // Detection adds these; accept them in stored data too.
+    if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        props
+            .entry("collected")
+            .or_insert(json!({"type": "string"}));
+        props
+            .entry("captures")
+            .or_insert(json!({"type": "array", "items": {"type": "string"}}));
+        props.entry("dtmf_leg").or_insert(json!({"type": "string"}));
+    }
+    let validator = jsonschema::options()
+        .should_validate_formats(false)
+        .build(&schema)
+        .map_err(
+            |e| tracing::error!(module = M::NAME, error = %e, "metaflow schema does not compile"),
+        )
+        .ok();
+    MetaflowEntry {
+        name: M::NAME,
+        schema,
+        validator,
+        run: run_erased::<M>,
+    }
+}
+
+/// Every metaflow module, by name.
+pub static REGISTRY: LazyLock<BTreeMap<&'static str, MetaflowEntry>> = LazyLock::new(|| {
+    [
+        entry::<breakout::Break>(),
+        entry::<callflow::Callflow>(),
+        entry::<hangup::Hangup>(),
+        entry::<hold::Hold>(),
+        entry::<hold_control::HoldControl>(),
+        entry::<intercept::Intercept>(),
+        entry::<park::Park>(),
+        entry::<play::Play>(),
+        entry::<record_call::RecordCall>(),
+        entry::<resume::Resume>(),
+        entry::<say::Say>(),
+        entry::<transfer::Transfer>(),
+        entry::<tts::Tts>(),
+    ]
+    .into_iter()
+    .map(|e| (e.name, e))
+    .collect()
+});
+
+/// Looks a metaflow module up.
+pub fn get(name: &str) -> Option<&'static MetaflowEntry> {
+    REGISTRY.get(name)
+}
+
+/// Validates a metaflows object (`binding_digit`, `digit_timeout`, `listen_on`, `numbers`,
+/// `patterns`; each node a registered metaflow module with valid data, nested children
+/// included), Kazoo-shaped errors under `path`. Used for a callflow's `metaflow`, devices' and
+/// users' `metaflows`, and the account's.
+pub fn validate_metaflows(value: &mut Value, path: &str, errors: &mut FieldErrors) {
+    let Some(object) = value.as_object_mut() else {
+        errors.add(
+            path,
+            "type",
+            json!({"message": "Value did not match type(s): object", "target": "object"}),
+        );
+        return;
+    };
+    if let Some(digit) = object.get("binding_digit") {
+        let ok = digit.as_str().is_some_and(|d| {
+            d.len() == 1
+                && d.chars()
+                    .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+        });
+        if !ok {
+            errors.add(
+                join_path(path, "binding_digit"),
+                "enum",
+                json!({"message": "Value not found in enumerated list of values",
+                       "target": ["1","2","3","4","5","6","7","8","9","0","*","#"], "value": digit}),
+            );
+        }
+    }
+    if let Some(timeout) = object.get("digit_timeout") {
+        if !timeout.is_u64() {
+            errors.add(
+                join_path(path, "digit_timeout"),
+                "type",
+                json!({"message": "Value did not match type(s): integer", "target": "integer", "value": timeout}),
+            );
+        }
+    }
+    if let Some(listen) = object.get("listen_on") {
+        if !matches!(listen.as_str(), Some("self" | "peer" | "both")) {
+            errors.add(
+                join_path(path, "listen_on"),
+                "enum",
+                json!({"message": "Value not found in enumerated list of values",
+                       "target": ["both", "self", "peer"], "value": listen}),
+            );
+        }
+    }
+    for key in ["numbers", "patterns"] {
+        let Some(group) = object.get_mut(key) else {
+            continue;
+        };
+        let group_path = join_path(path, key);
+        let Some(nodes) = group.as_object_mut() else {
+            errors.add(
+                group_path,
+                "type",
+                json!({"message": "Value did not match type(s): object", "target": "object"}),
+            );
+            continue;
+        };
+        for (code, node) in nodes.iter_mut() {
+            let node_path = join_path(&group_path, code);
+            if key == "numbers" && (code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit())) {
+                errors.add(
+                    node_path.clone(),
+                    "pattern",
+                    json!({"message": "Failed to match pattern '^[0-9]+$'", "target": "^[0-9]+$", "value": code}),
+                );
+            }
+            if key == "patterns" {
+                if let Err(error) = regex::Regex::new(code) {
+                    errors.add(
+                        node_path.clone(),
+                        "pattern",
+                        json!({"message": format!("invalid regular expression: {error}"), "value": code}),
+                    );
+                }
+            }
+            validate_node(node, &node_path, 0, errors);
+        }
+    }
+}
+
+fn validate_node(node: &mut Value, path: &str, depth: usize, errors: &mut FieldErrors) {
+    if depth > 16 {
+        errors.add_message(
+            path,
+            "maxDepth",
+            "metaflow nodes may nest at most 16 levels",
+        );
+        return;
+    }
+    let Some(object) = node.as_object_mut() else {
+        errors.add(
+            path,
+            "type",
+            json!({"message": "Value did not match type(s): object", "target": "object"}),
+        );
+        return;
+    };
+    let module = object
+        .get("module")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let entry = match &module {
+        None => {
+            errors.add_message(
+                join_path(path, "module"),
+                "required",
+                "Field is required but missing",
+            );
+            None
+        }
+        Some(name) => match get(name) {
+            Some(entry) => Some(entry),
+            None => {
+                errors.add(
+                    join_path(path, "module"),
+                    "enum",
+                    json!({"message": format!("unable to find metaflow schema for module {name}"), "cause": name}),
+                );
+                None
+            }
+        },
+    };
+    let data = object
+        .entry("data")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(entry) = entry {
+        let data_path = join_path(path, "data");
+        match &entry.validator {
+            Some(validator) => {
+                let before = errors.len();
+                for error in validator.iter_errors(data) {
+                    super::push_schema_error(&error, &data_path, errors);
+                }
+                if errors.len() == before {
+                    super::apply_defaults(&entry.schema, data);
+                }
+            }
+            None => errors.add_message(data_path, "error", "schema unavailable"),
+        }
+    }
+    if let Some(children) = object.get_mut("children") {
+        let children_path = join_path(path, "children");
+        match children.as_object_mut() {
+            Some(children) => {
+                for (key, child) in children.iter_mut() {
+                    validate_node(child, &join_path(&children_path, key), depth + 1, errors);
+                }
+            }
+            None => errors.add(
+                children_path,
+                "type",
+                json!({"message": "Value did not match type(s): object", "target": "object"}),
+            ),
+        }
+    }
+}
+
+/// `uuid_broadcast` leg argument for a metaflow `leg` (`self`, `peer`, `both`).
+pub fn broadcast_legs(leg: &str) -> &'static str {
+    match leg {
+        "peer" => "bleg",
+        "both" => "both",
+        _ => "aleg",
+    }
+}
+
+/// Plays something to the call's legs without disturbing the running app
+/// (`api uuid_broadcast <uuid> '<what>' <aleg|bleg|both>`; `what` is a path or `app::args`).
+pub async fn broadcast(call: &mut Call, what: &str, leg: &str) -> Result<String, CallEnded> {
+    let legs = broadcast_legs(leg);
+    if legs != "aleg" && call.peer_uuid().is_none() {
+        tracing::debug!(leg, "not bridged: broadcasting to this leg only");
+    }
+    let legs = if call.peer_uuid().is_none() {
+        "aleg"
+    } else {
+        legs
+    };
+    let what = what.replace('\'', "");
+    let uuid = call.uuid.clone();
+    call.api(&format!("uuid_broadcast {uuid} '{what}' {legs}"))
+        .await
+}
+
+/// The first capture (or the collected digits) of a pattern-triggered node.
+pub fn first_capture(captures: &[String], collected: &Option<String>) -> Option<String> {
+    captures
+        .iter()
+        .find(|c| !c.is_empty())
+        .cloned()
+        .or_else(|| collected.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_schemas_compile() {
+        for entry in REGISTRY.values() {
+            assert!(entry.validator.is_some(), "{}", entry.name);
+        }
+        assert_eq!(REGISTRY.len(), 13);
+    }
+
+    #[test]
+    fn validates_metaflows_like_the_seed_schema() {
+        let mut ok = json!({"binding_digit": "*", "digit_timeout": 800, "listen_on": "both",
+            "numbers": {"2": {"module": "transfer", "data": {"target": "1000"}}},
+            "patterns": {"^3(\\d+)$": {"module": "callflow", "data": {}, "children": {"_": {"module": "hangup", "data": {}}}}}});
+        let mut errors = FieldErrors::new();
+        validate_metaflows(&mut ok, "metaflow", &mut errors);
+        assert!(errors.is_empty(), "{}", errors.to_json());
+        let mut bad = json!({"binding_digit": "x", "digit_timeout": "slow", "listen_on": "all",
+            "numbers": {"2a": {"module": "nope", "data": {}}}, "patterns": {"(": {"data": {}}}});
+        validate_metaflows(&mut bad, "metaflow", &mut errors);
+        let shown = errors.to_json();
+        for key in [
+            "metaflow.binding_digit",
+            "metaflow.digit_timeout",
+            "metaflow.listen_on",
+            "metaflow.numbers.2a",
+            "metaflow.numbers.2a.module",
+            "metaflow.patterns.(",
+            "metaflow.patterns.(.module",
+        ] {
+            assert!(shown.get(key).is_some(), "missing {key} in {shown}");
+        }
+    }
+}

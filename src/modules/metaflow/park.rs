@@ -1,0 +1,82 @@
+//! Metaflow `park` (Kazoo has none): parks the far end in the account's valet lot and tells the
+//! caller the slot, so they can hang up and anyone can pick the call up from `*3<slot>`.
+//!
+//! API: `valet_info <lot>` (occupied slots), `uuid_transfer <peer> 'valet_park:<lot> <slot>'
+//! inline`, then `uuid_broadcast <uuid> 'say::<language> number iterated <slot>' aleg`.
+//! Slot: the first free one from `first_slot` to `max_slot_number`. Children: `_`; not bridged
+//! -> `no_peer`; lot full -> `full`.
+
+use super::{MetaNext, MetaflowModule};
+use crate::engine::call::{Call, CallEnded};
+use crate::modules::park::{lot, occupied_slots};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The `park` metaflow module.
+pub struct Park;
+
+/// `park` data.
+#[derive(Debug, Deserialize)]
+pub struct Data {
+    /// Lowest slot.
+    #[serde(default = "first")]
+    pub first_slot: u32,
+    /// Highest slot.
+    #[serde(default = "last")]
+    pub max_slot_number: u32,
+    /// Language of the slot announcement.
+    #[serde(default = "en")]
+    pub language: String,
+}
+
+fn first() -> u32 {
+    101
+}
+fn last() -> u32 {
+    199
+}
+fn en() -> String {
+    "en".into()
+}
+
+impl MetaflowModule for Park {
+    const NAME: &'static str = "park";
+    type Data = Data;
+
+    fn schema() -> Value {
+        json!({
+            "type": "object",
+            "description": "Park the far end and announce the slot",
+            "properties": {
+                "first_slot": {"type": "integer", "minimum": 1, "maximum": 999999, "default": 101},
+                "max_slot_number": {"type": "integer", "minimum": 1, "maximum": 999999, "default": 199},
+                "language": {"type": "string", "pattern": "^[a-z]{2}(-[A-Za-z]{2})?$", "default": "en"}
+            }
+        })
+    }
+
+    async fn run(data: Data, call: &mut Call) -> Result<MetaNext, CallEnded> {
+        let Some(peer) = call.peer_uuid().map(str::to_string) else {
+            return Ok(MetaNext::Continue("no_peer".into()));
+        };
+        let lot = lot(&call.account_id);
+        let info = call.api(&format!("valet_info {lot}")).await?;
+        let occupied = occupied_slots(&info);
+        let Some(slot) =
+            (data.first_slot..=data.max_slot_number).find(|s| !occupied.contains(&s.to_string()))
+        else {
+            return Ok(MetaNext::Continue("full".into()));
+        };
+        call.api(&format!(
+            "uuid_transfer {peer} 'valet_park:{lot} {slot}' inline"
+        ))
+        .await?;
+        let uuid = call.uuid.clone();
+        call.api(&format!(
+            "uuid_broadcast {uuid} 'say::{} number iterated {slot}' aleg",
+            data.language
+        ))
+        .await?;
+        Ok(MetaNext::default_child())
+    }
+}
