@@ -135,7 +135,9 @@ impl Config {
         if let Some(v) = args.data_dir.clone().or(file.data_dir) {
             config.data_dir = v;
         }
-        if let Some(v) = pick_duration("token_lifetime", &args.token_lifetime, &file.token_lifetime)? {
+        if let Some(v) =
+            pick_duration("token_lifetime", &args.token_lifetime, &file.token_lifetime)?
+        {
             config.token_lifetime = v;
         }
         if let Some(v) = args.log_format.or(file.log_format) {
@@ -172,7 +174,11 @@ impl Config {
                 })
                 .collect::<Result<_, _>>()?;
         }
-        if let Some(v) = pick_duration("command_timeout", &args.command_timeout, &file.command_timeout)? {
+        if let Some(v) = pick_duration(
+            "command_timeout",
+            &args.command_timeout,
+            &file.command_timeout,
+        )? {
             config.command_timeout = v;
         }
         if let Some(v) = pick_duration("call_deadline", &args.call_deadline, &file.call_deadline)? {
@@ -226,7 +232,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "CALLFLOWD_ESL_LISTEN", global = true)]
     pub esl_listen: Option<SocketAddr>,
     /// Peers allowed on the ESL port, comma-separated CIDRs [default: 127.0.0.0/8,::1/128].
-    #[arg(long, env = "CALLFLOWD_ESL_ALLOWED_PEERS", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "CALLFLOWD_ESL_ALLOWED_PEERS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub esl_allowed_peers: Vec<String>,
     /// ESL command timeout [default: 15s].
     #[arg(long, env = "CALLFLOWD_COMMAND_TIMEOUT", global = true)]
@@ -256,7 +267,9 @@ impl DurationValue {
     fn resolve(&self, key: &'static str) -> Result<Duration, ConfigError> {
         match self {
             DurationValue::Seconds(s) => Ok(Duration::from_secs(*s)),
-            DurationValue::Text(t) => parse_duration(t).map_err(|message| ConfigError::Value { key, message }),
+            DurationValue::Text(t) => {
+                parse_duration(t).map_err(|message| ConfigError::Value { key, message })
+            }
         }
     }
 }
@@ -293,7 +306,10 @@ impl FileConfig {
     }
 }
 
-fn parse_opt<T: std::str::FromStr>(key: &'static str, value: Option<&str>) -> Result<Option<T>, ConfigError>
+fn parse_opt<T: std::str::FromStr>(
+    key: &'static str,
+    value: Option<&str>,
+) -> Result<Option<T>, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
@@ -389,6 +405,9 @@ mod tests {
         assert_eq!(config.esl_listen.port(), 8084);
 
         std::fs::write(&path, "bogus = 1\n").unwrap();
-        assert!(matches!(Config::load(&args), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            Config::load(&args),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 }

@@ -76,10 +76,12 @@ pub struct RunningService {
 /// Opens the store (creating the first account when there is none), binds both listeners and
 /// starts serving.
 pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Backend(format!(
-        "cannot create data directory {}: {e}",
-        config.data_dir.display()
-    )))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        StoreError::Backend(format!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
     let store = Arc::new(SledStore::open(&config.data_dir)?);
     let bootstrap = bootstrap_if_empty(store.as_ref()).await?;
 
@@ -96,12 +98,13 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
             addr: config.esl_listen,
             source,
         })?;
-    let api_listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServiceError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let api_listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServiceError::Bind {
+                addr: config.listen,
+                source,
+            })?;
     let api_addr = api_listener
         .local_addr()
         .map_err(|source| ServiceError::Bind {
@@ -112,7 +115,11 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
     let state = AppState::new(store.clone() as Arc<dyn Store>, ApiSettings::from(&config))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
-    let esl_task = tokio::spawn(engine::listener::serve(esl_listener, engine_ctx.clone(), shutdown_rx.clone()));
+    let esl_task = tokio::spawn(engine::listener::serve(
+        esl_listener,
+        engine_ctx.clone(),
+        shutdown_rx.clone(),
+    ));
     let mut api_shutdown = shutdown_rx;
     let api_task = tokio::spawn(api::serve_on(api_listener, state, async move {
         let _ = api_shutdown.wait_for(|stop| *stop).await;
@@ -135,7 +142,9 @@ pub async fn bootstrap_if_empty(store: &dyn Store) -> Result<Option<Bootstrap>, 
     if store.account_count()? > 0 {
         return Ok(None);
     }
-    let account = store.create_account(INITIAL_ACCOUNT, Some(INITIAL_REALM)).await?;
+    let account = store
+        .create_account(INITIAL_ACCOUNT, Some(INITIAL_REALM))
+        .await?;
     let key = new_api_key();
     store.add_api_key(&account.id, key.hash).await?;
     Ok(Some(Bootstrap {
@@ -160,7 +169,10 @@ impl RunningService {
     pub async fn shutdown(self) -> Result<(), ServiceError> {
         let _ = self.shutdown_tx.send(true);
         let api_result = self.api_task.await;
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.esl_task).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.esl_task)
+            .await
+            .is_err()
+        {
             tracing::warn!("calls still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
         }
         self.store.flush().await?;

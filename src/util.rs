@@ -37,7 +37,8 @@ pub fn new_id() -> String {
 pub fn is_valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A Unix timestamp as ISO 8601 UTC (`2024-03-12T10:00:00Z`), for the envelope's `timestamp`.
@@ -131,12 +132,19 @@ mod tests {
     #[test]
     fn deep_json_is_refused_before_parsing_and_legal_depth_fits_a_small_stack() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(matches!(parse_json::<serde_json::Value>(deep.as_bytes()), Err(JsonError::TooDeep)));
+        assert!(matches!(
+            parse_json::<serde_json::Value>(deep.as_bytes()),
+            Err(JsonError::TooDeep)
+        ));
         let tricky = format!("[\"{}\"]", "[\\\"".repeat(1000));
         assert!(parse_json::<serde_json::Value>(tricky.as_bytes()).is_ok());
         // The deepest legal document parses (and drops) well within a 256 KiB stack, in a debug
         // build; request handlers run on 2 MiB tokio worker stacks.
-        let legal = format!("{}1{}", "{\"a\":".repeat(MAX_JSON_DEPTH), "}".repeat(MAX_JSON_DEPTH));
+        let legal = format!(
+            "{}1{}",
+            "{\"a\":".repeat(MAX_JSON_DEPTH),
+            "}".repeat(MAX_JSON_DEPTH)
+        );
         let handle = std::thread::Builder::new()
             .stack_size(1024 * 1024)
             .spawn(move || {
@@ -161,7 +169,10 @@ mod tests {
     fn ids() {
         let id = new_id();
         assert_eq!(id.len(), 32);
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         assert!(is_valid_id(&id));
         assert!(!is_valid_id("a/b"));
         assert!(!is_valid_id(""));

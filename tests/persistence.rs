@@ -19,7 +19,15 @@ struct ServeProcess {
 /// Starts `callflowd serve` on ephemeral ports and reads its start-up lines from stdout.
 async fn spawn(data_dir: &std::path::Path) -> ServeProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_callflowd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--esl-listen", "127.0.0.1:0", "--log-level", "warn"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--esl-listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+        ])
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::piped())
@@ -45,7 +53,11 @@ async fn spawn(data_dir: &std::path::Path) -> ServeProcess {
     };
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    ServeProcess { child, base, api_key }
+    ServeProcess {
+        child,
+        base,
+        api_key,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,14 +66,30 @@ async fn writes_survive_sigkill_right_after_2xx() {
     let data = dir.path().join("data");
 
     let mut first = spawn(&data).await;
-    let api_key = first.api_key.clone().expect("first start prints the API key");
+    let api_key = first
+        .api_key
+        .clone()
+        .expect("first start prints the API key");
     let token = api_auth(&first.base, &api_key).await;
     let account_id = {
-        let resp = send("PUT", &format!("{}/v2/api_auth", first.base), &[], Some(json!({"data": {"api_key": api_key}}).to_string().into_bytes())).await;
+        let resp = send(
+            "PUT",
+            &format!("{}/v2/api_auth", first.base),
+            &[],
+            Some(
+                json!({"data": {"api_key": api_key}})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
         resp.data()["account_id"].as_str().unwrap().to_string()
     };
     let cf = format!("{}/v2/accounts/{account_id}/callflows", first.base);
-    let headers = [("x-auth-token", token.as_str()), ("content-type", "application/json")];
+    let headers = [
+        ("x-auth-token", token.as_str()),
+        ("content-type", "application/json"),
+    ];
 
     // A burst of concurrent creates, an update and a delete; SIGKILL as soon as the last reply
     // is in.
@@ -70,7 +98,9 @@ async fn writes_survive_sigkill_right_after_2xx() {
         let url = cf.clone();
         let token = token.clone();
         tasks.push(tokio::spawn(async move {
-            let body = json!({"data": callflow(&[&format!("20{i:02}")])}).to_string().into_bytes();
+            let body = json!({"data": callflow(&[&format!("20{i:02}")])})
+                .to_string()
+                .into_bytes();
             send("PUT", &url, &[("x-auth-token", &token)], Some(body)).await
         }));
     }
@@ -80,7 +110,13 @@ async fn writes_survive_sigkill_right_after_2xx() {
         assert_eq!(resp.status, 201, "{}", resp.json);
         ids.push(resp.data()["id"].as_str().unwrap().to_string());
     }
-    let patched = send("PATCH", &format!("{cf}/{}", ids[0]), &headers, Some(br#"{"data":{"name":"patched","numbers":["3000"]}}"#.to_vec())).await;
+    let patched = send(
+        "PATCH",
+        &format!("{cf}/{}", ids[0]),
+        &headers,
+        Some(br#"{"data":{"name":"patched","numbers":["3000"]}}"#.to_vec()),
+    )
+    .await;
     assert_eq!(patched.status, 200);
     let deleted = send("DELETE", &format!("{cf}/{}", ids[1]), &headers, None).await;
     assert_eq!(deleted.status, 200);
@@ -92,20 +128,53 @@ async fn writes_survive_sigkill_right_after_2xx() {
     assert!(second.api_key.is_none(), "bootstrap happens only once");
     let token = api_auth(&second.base, &api_key).await;
     let cf = format!("{}/v2/accounts/{account_id}/callflows", second.base);
-    let headers = [("x-auth-token", token.as_str()), ("content-type", "application/json")];
+    let headers = [
+        ("x-auth-token", token.as_str()),
+        ("content-type", "application/json"),
+    ];
     let list = send("GET", &format!("{cf}?paginate=false"), &headers, None).await;
     assert_eq!(list.status, 200);
     assert_eq!(list.data().as_array().unwrap().len(), 19);
     let got = send("GET", &format!("{cf}/{}", ids[0]), &headers, None).await;
     assert_eq!(got.data()["name"], "patched");
-    assert_eq!(send("GET", &format!("{cf}/{}", ids[1]), &headers, None).await.status, 404);
+    assert_eq!(
+        send("GET", &format!("{cf}/{}", ids[1]), &headers, None)
+            .await
+            .status,
+        404
+    );
     // The uniqueness index came back with the documents...
-    let dup = send("PUT", &cf, &headers, Some(json!({"data": callflow(&["3000"])}).to_string().into_bytes())).await;
+    let dup = send(
+        "PUT",
+        &cf,
+        &headers,
+        Some(
+            json!({"data": callflow(&["3000"])})
+                .to_string()
+                .into_bytes(),
+        ),
+    )
+    .await;
     assert_eq!(dup.status, 400, "{}", dup.json);
-    assert!(dup.data()["numbers"]["unique"]["message"].as_str().unwrap().contains(&ids[0]));
+    assert!(
+        dup.data()["numbers"]["unique"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&ids[0])
+    );
     // ...and freed numbers stayed free.
     for number in ["2000", "2001"] {
-        let resp = send("PUT", &cf, &headers, Some(json!({"data": callflow(&[number])}).to_string().into_bytes())).await;
+        let resp = send(
+            "PUT",
+            &cf,
+            &headers,
+            Some(
+                json!({"data": callflow(&[number])})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
         assert_eq!(resp.status, 201, "{number}: {}", resp.json);
     }
     second.child.start_kill().expect("kill");
@@ -123,7 +192,13 @@ async fn graceful_restart_rebuilds_the_routing_index() {
     let token = api_auth(&base, &boot.api_key).await;
     let cf = format!("{base}/v2/accounts/{}/callflows", boot.account_id);
     let body = json!({"data": {"numbers": ["5000"], "patterns": ["^\\*7(\\d+)$"], "flow": {"module": "answer", "data": {}}}});
-    let resp = send("PUT", &cf, &[("x-auth-token", &token)], Some(body.to_string().into_bytes())).await;
+    let resp = send(
+        "PUT",
+        &cf,
+        &[("x-auth-token", &token)],
+        Some(body.to_string().into_bytes()),
+    )
+    .await;
     assert_eq!(resp.status, 201);
     let id = resp.data()["id"].as_str().unwrap().to_string();
     service.shutdown().await.unwrap();
@@ -131,9 +206,18 @@ async fn graceful_restart_rebuilds_the_routing_index() {
     let service = callflowd::service::start(config).await.unwrap();
     assert!(service.bootstrap.is_none());
     let routing = callflowd::store::StoreRead::routing(service.store.as_ref()).clone();
-    assert_eq!(&*routing.lookup(&boot.account_id, "5000").unwrap().callflow_id, id.as_str());
+    assert_eq!(
+        &*routing
+            .lookup(&boot.account_id, "5000")
+            .unwrap()
+            .callflow_id,
+        id.as_str()
+    );
     let by_pattern = routing.lookup(&boot.account_id, "*742").unwrap();
     assert_eq!(by_pattern.capture_group.as_deref(), Some("42"));
-    assert_eq!(service.engine.store.routing().counts(&boot.account_id), (1, 1));
+    assert_eq!(
+        service.engine.store.routing().counts(&boot.account_id),
+        (1, 1)
+    );
     service.shutdown().await.unwrap();
 }

@@ -6,12 +6,17 @@ use super::routes::{RouteSpec, Verb};
 use axum::extract::{Path, State};
 use serde_json::json;
 
-async fn get_account(State(state): State<AppState>, Path(account_id): Path<String>) -> Result<Reply, ApiError> {
+async fn get_account(
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+) -> Result<Reply, ApiError> {
     let account = state
         .store
         .account(&account_id)?
         .ok_or_else(|| ApiError::NotFound(account_id.clone()))?;
-    Ok(Reply::ok(json!({"id": account.id, "name": account.name, "realm": account.realm})))
+    Ok(Reply::ok(
+        json!({"id": account.id, "name": account.name, "realm": account.realm}),
+    ))
 }
 
 /// The account routes.

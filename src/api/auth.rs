@@ -54,7 +54,10 @@ pub fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<Strin
     if let Some(token) = headers.get("x-auth-token").and_then(|v| v.to_str().ok()) {
         return Some(token.trim().to_string()).filter(|t| !t.is_empty());
     }
-    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let mut parts = auth.trim().splitn(2, ' ');
         if let (Some(scheme), Some(token)) = (parts.next(), parts.next()) {
             if scheme.eq_ignore_ascii_case("bearer") {
@@ -73,7 +76,11 @@ pub fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<Strin
 
 /// Route layer of every authenticated route: verifies the token, checks the `{account_id}` path
 /// segment against it, and hands an [`AuthContext`] to the handler.
-pub async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_auth(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let token = presented_token(req.headers(), req.uri().query()).ok_or(ApiError::Unauthorized)?;
     let claims = state
         .signer
@@ -146,7 +153,11 @@ fn required_string(data: &Value, key: &str) -> Result<String, ApiError> {
 }
 
 /// `PUT /v2/api_auth` `{"data":{"api_key":K}}` -> 201 with `auth_token` and `data.account_id`.
-pub async fn api_auth(State(state): State<AppState>, _ctx: Ctx, RequestData(data): RequestData) -> Result<Reply, ApiError> {
+pub async fn api_auth(
+    State(state): State<AppState>,
+    _ctx: Ctx,
+    RequestData(data): RequestData,
+) -> Result<Reply, ApiError> {
     let key = required_string(&data, "api_key")?;
     let key_id: String = key.chars().take(crate::auth::secrets::KEY_ID_LEN).collect();
     state.logins.check(&key_id)?;
@@ -170,7 +181,11 @@ pub async fn api_auth(State(state): State<AppState>, _ctx: Ctx, RequestData(data
 /// `PUT /v2/user_auth` `{"data":{"credentials":md5("user:pass"),"account_name":N}}` (or
 /// `account_realm`; `"method":"sha"` for sha1) -> 201 with `auth_token`, `account_id`, `owner_id`.
 /// `phone_number` lookups are not supported (no cross-account number index yet) and fail as 401.
-pub async fn user_auth(State(state): State<AppState>, _ctx: Ctx, RequestData(data): RequestData) -> Result<Reply, ApiError> {
+pub async fn user_auth(
+    State(state): State<AppState>,
+    _ctx: Ctx,
+    RequestData(data): RequestData,
+) -> Result<Reply, ApiError> {
     let credentials = required_string(&data, "credentials")?;
     let method = match data.get("method").and_then(Value::as_str) {
         Some("sha") | Some("sha1") => DigestMethod::Sha1,
@@ -194,9 +209,11 @@ pub async fn user_auth(State(state): State<AppState>, _ctx: Ctx, RequestData(dat
     state.logins.check(&account.id)?;
     let store = state.store.clone();
     let account_id = account.id.clone();
-    let login = tokio::task::spawn_blocking(move || store.verify_user_credentials(&account_id, method, &credentials))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let login = tokio::task::spawn_blocking(move || {
+        store.verify_user_credentials(&account_id, method, &credentials)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     let Some(login) = login else {
         state.logins.failed(&account.id);
         return Err(ApiError::Unauthorized);

@@ -54,7 +54,15 @@ async fn create(
     account_id: String,
     data: Value,
 ) -> Result<Reply, ApiError> {
-    let doc = documents::create(state.store.as_ref(), collection, &account_id, data, None, write_ctx(&ctx)).await?;
+    let doc = documents::create(
+        state.store.as_ref(),
+        collection,
+        &account_id,
+        data,
+        None,
+        write_ctx(&ctx),
+    )
+    .await?;
     let location = format!("/v2/accounts/{account_id}/{}/{}", collection.name, doc.id);
     Ok(Reply::created(Value::Object(doc.public()))
         .revision(doc.revision())
@@ -79,7 +87,15 @@ async fn replace(
     id: String,
     data: Value,
 ) -> Result<Reply, ApiError> {
-    let doc = documents::replace(state.store.as_ref(), collection, &account_id, &id, data, write_ctx(&ctx)).await?;
+    let doc = documents::replace(
+        state.store.as_ref(),
+        collection,
+        &account_id,
+        &id,
+        data,
+        write_ctx(&ctx),
+    )
+    .await?;
     Ok(doc_reply(&doc))
 }
 
@@ -91,7 +107,15 @@ async fn patch(
     id: String,
     data: Value,
 ) -> Result<Reply, ApiError> {
-    let doc = documents::patch(state.store.as_ref(), collection, &account_id, &id, data, write_ctx(&ctx)).await?;
+    let doc = documents::patch(
+        state.store.as_ref(),
+        collection,
+        &account_id,
+        &id,
+        data,
+        write_ctx(&ctx),
+    )
+    .await?;
     Ok(doc_reply(&doc))
 }
 
@@ -102,7 +126,14 @@ async fn delete(
     account_id: String,
     id: String,
 ) -> Result<Reply, ApiError> {
-    let doc = documents::delete(state.store.as_ref(), collection, &account_id, &id, write_ctx(&ctx)).await?;
+    let doc = documents::delete(
+        state.store.as_ref(),
+        collection,
+        &account_id,
+        &id,
+        write_ctx(&ctx),
+    )
+    .await?;
     Ok(Reply::ok(documents::deleted_view(&doc)).revision(doc.revision()))
 }
 
@@ -126,24 +157,57 @@ pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
             Verb::Get,
             &base,
             &format!("list_{}", c.name),
-            move |State(state): State<AppState>, ctx: Ctx, Path(account_id): Path<String>| list(c, state, ctx, account_id),
+            move |State(state): State<AppState>, ctx: Ctx, Path(account_id): Path<String>| {
+                list(c, state, ctx, account_id)
+            },
         )
         .summary(format!("List {} (summaries, ascending by id)", c.name))
         .tag(tag)
         .auth()
         .response(summary_schema)
-        .query("page_size", "Page size (default 50)", json!({"type": "integer", "minimum": 1}))
-        .query("start_key", "Key of the page to fetch (a previous next_start_key)", json!({"type": "string"}))
-        .query("paginate", "false returns every document without page keys", json!({"type": "string", "enum": ["true", "false"]}))
-        .query("has_key", "Only documents having this (dotted) key", json!({"type": "string"}))
-        .query("key_missing", "Only documents lacking this (dotted) key", json!({"type": "string"}))
-        .query("filter_*", "filter_<key>=<value>: only documents whose key equals one of the values", json!({"type": "string"}))
-        .query("filter_not_*", "filter_not_<key>=<value>: drop documents whose key equals the value", json!({"type": "string"})),
+        .query(
+            "page_size",
+            "Page size (default 50)",
+            json!({"type": "integer", "minimum": 1}),
+        )
+        .query(
+            "start_key",
+            "Key of the page to fetch (a previous next_start_key)",
+            json!({"type": "string"}),
+        )
+        .query(
+            "paginate",
+            "false returns every document without page keys",
+            json!({"type": "string", "enum": ["true", "false"]}),
+        )
+        .query(
+            "has_key",
+            "Only documents having this (dotted) key",
+            json!({"type": "string"}),
+        )
+        .query(
+            "key_missing",
+            "Only documents lacking this (dotted) key",
+            json!({"type": "string"}),
+        )
+        .query(
+            "filter_*",
+            "filter_<key>=<value>: only documents whose key equals one of the values",
+            json!({"type": "string"}),
+        )
+        .query(
+            "filter_not_*",
+            "filter_not_<key>=<value>: drop documents whose key equals the value",
+            json!({"type": "string"}),
+        ),
         RouteSpec::new(
             Verb::Put,
             &base,
             &format!("create_{noun}"),
-            move |State(state): State<AppState>, ctx: Ctx, Path(account_id): Path<String>, RequestData(data): RequestData| {
+            move |State(state): State<AppState>,
+                  ctx: Ctx,
+                  Path(account_id): Path<String>,
+                  RequestData(data): RequestData| {
                 create(c, state, ctx, account_id, data)
             },
         )
@@ -157,9 +221,13 @@ pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
             Verb::Get,
             &item,
             &format!("get_{noun}"),
-            move |State(state): State<AppState>, Path((account_id, id)): Path<(String, String)>| get(c, state, account_id, id),
+            move |State(state): State<AppState>, Path((account_id, id)): Path<(String, String)>| {
+                get(c, state, account_id, id)
+            },
         )
-        .summary(format!("Get a {noun} with the metadata of what it references"))
+        .summary(format!(
+            "Get a {noun} with the metadata of what it references"
+        ))
         .tag(tag)
         .auth()
         .response(with_metadata),
@@ -170,7 +238,9 @@ pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
             move |State(state): State<AppState>,
                   ctx: Ctx,
                   Path((account_id, id)): Path<(String, String)>,
-                  RequestData(data): RequestData| replace(c, state, ctx, account_id, id, data),
+                  RequestData(data): RequestData| {
+                replace(c, state, ctx, account_id, id, data)
+            },
         )
         .summary(format!("Replace every public field of a {noun}"))
         .tag(tag)
@@ -185,9 +255,13 @@ pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
             move |State(state): State<AppState>,
                   ctx: Ctx,
                   Path((account_id, id)): Path<(String, String)>,
-                  RequestData(data): RequestData| patch(c, state, ctx, account_id, id, data),
+                  RequestData(data): RequestData| {
+                patch(c, state, ctx, account_id, id, data)
+            },
         )
-        .summary(format!("Deep-merge fields into a {noun} (null deletes a key)"))
+        .summary(format!(
+            "Deep-merge fields into a {noun} (null deletes a key)"
+        ))
         .tag(tag)
         .auth()
         .request(json!({"type": "object"}))
@@ -197,11 +271,15 @@ pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
             Verb::Delete,
             &item,
             &format!("delete_{noun}"),
-            move |State(state): State<AppState>, ctx: Ctx, Path((account_id, id)): Path<(String, String)>| {
+            move |State(state): State<AppState>,
+                  ctx: Ctx,
+                  Path((account_id, id)): Path<(String, String)>| {
                 delete(c, state, ctx, account_id, id)
             },
         )
-        .summary(format!("Delete a {noun} (soft delete; returns the document)"))
+        .summary(format!(
+            "Delete a {noun} (soft delete; returns the document)"
+        ))
         .tag(tag)
         .auth()
         .response(deleted)

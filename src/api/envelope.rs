@@ -93,10 +93,22 @@ impl ApiError {
                 "validation error".into(),
                 json!({"json": {"invalid": {"message": reason, "target": "body"}}}),
             ),
-            ApiError::Unauthorized => ("invalid_credentials".into(), json!({"message": "invalid credentials"})),
-            ApiError::Forbidden(cause) => ("forbidden".into(), json!({"message": "forbidden", "cause": cause})),
-            ApiError::NotFound(id) => ("bad_identifier".into(), json!({"message": "bad identifier", "cause": id})),
-            ApiError::NoRoute(path) => ("not_found".into(), json!({"message": "not found", "cause": path})),
+            ApiError::Unauthorized => (
+                "invalid_credentials".into(),
+                json!({"message": "invalid credentials"}),
+            ),
+            ApiError::Forbidden(cause) => (
+                "forbidden".into(),
+                json!({"message": "forbidden", "cause": cause}),
+            ),
+            ApiError::NotFound(id) => (
+                "bad_identifier".into(),
+                json!({"message": "bad identifier", "cause": id}),
+            ),
+            ApiError::NoRoute(path) => (
+                "not_found".into(),
+                json!({"message": "not found", "cause": path}),
+            ),
             ApiError::MethodNotAllowed(method) => (
                 "invalid_method".into(),
                 json!({"message": "invalid method", "cause": method}),
@@ -109,7 +121,10 @@ impl ApiError {
                 "request_entity_too_large".into(),
                 json!({"message": format!("request body is larger than {limit} bytes"), "target": limit}),
             ),
-            ApiError::Internal(_) => ("internal_server_error".into(), json!({"message": "internal server error"})),
+            ApiError::Internal(_) => (
+                "internal_server_error".into(),
+                json!({"message": "internal server error"}),
+            ),
             ApiError::Status(status) => {
                 let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
                 (reason.replace(' ', "_"), json!({"message": reason}))
@@ -302,8 +317,12 @@ fn req_limit(state: &AppState) -> usize {
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::TooLarge(limit)),
-        Err(error) => Err(ApiError::InvalidJson(format!("could not read the body: {error}"))),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::TooLarge(limit))
+        }
+        Err(error) => Err(ApiError::InvalidJson(format!(
+            "could not read the body: {error}"
+        ))),
     }
 }
 
@@ -314,10 +333,15 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<Value, ApiError> {
     }
     // Deeper than MAX_JSON_DEPTH is refused by a linear scan before parsing, so a 100,000-level
     // body is a 400, never a stack overflow.
-    let value: Value = crate::util::parse_json(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let value: Value =
+        crate::util::parse_json(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     match value {
-        Value::Object(mut envelope) => Ok(envelope.remove("data").unwrap_or_else(|| Value::Object(Map::new()))),
-        _ => Err(ApiError::InvalidJson("the request body must be a JSON object".into())),
+        Value::Object(mut envelope) => Ok(envelope
+            .remove("data")
+            .unwrap_or_else(|| Value::Object(Map::new()))),
+        _ => Err(ApiError::InvalidJson(
+            "the request body must be a JSON object".into(),
+        )),
     }
 }
 
@@ -326,7 +350,10 @@ fn request_id_from(headers: &HeaderMap) -> String {
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
-            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map_or_else(|| crate::util::random_hex(16), str::to_string)
 }
@@ -342,7 +369,8 @@ pub async fn envelope(State(state): State<AppState>, mut req: Request, next: Nex
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
 
     let response = next.run(req).instrument(span.clone()).await;
     let mut response = render(response, &request_id, token, &state);
@@ -354,16 +382,29 @@ pub async fn envelope(State(state): State<AppState>, mut req: Request, next: Nex
     let elapsed = started.elapsed();
     span.in_scope(|| {
         if status >= 500 {
-            tracing::error!(status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request failed");
+            tracing::error!(
+                status,
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                "request failed"
+            );
         } else {
-            tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request");
+            tracing::info!(
+                status,
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                "request"
+            );
         }
     });
     crate::telemetry::record_request(&method, &route, status, elapsed);
     response
 }
 
-fn render(response: Response, request_id: &str, token: Option<String>, state: &AppState) -> Response {
+fn render(
+    response: Response,
+    request_id: &str,
+    token: Option<String>,
+    state: &AppState,
+) -> Response {
     if response.extensions().get::<Passthrough>().is_some() {
         return response;
     }
@@ -383,7 +424,10 @@ fn render(response: Response, request_id: &str, token: Option<String>, state: &A
             return json_response(parts, status, &reply.data);
         }
         let token = reply.auth_token.clone().or(token).unwrap_or_default();
-        let revision = reply.revision.clone().unwrap_or_else(|| content_revision(&reply.data));
+        let revision = reply
+            .revision
+            .clone()
+            .unwrap_or_else(|| content_revision(&reply.data));
         body.insert("auth_token".into(), Value::String(token));
         body.insert("status".into(), Value::String("success".into()));
         body.insert("request_id".into(), Value::String(request_id.to_string()));
@@ -395,10 +439,16 @@ fn render(response: Response, request_id: &str, token: Option<String>, state: &A
     } else {
         let error = match error {
             Some(error) => (*error).clone(),
-            None if parts.status.is_client_error() || parts.status.is_server_error() => ApiError::Status(parts.status),
+            None if parts.status.is_client_error() || parts.status.is_server_error() => {
+                ApiError::Status(parts.status)
+            }
             None => {
                 // A bare success nobody shaped: still answer with an envelope.
-                return json_response(parts, StatusCode::OK, &json!({"status": "success", "request_id": request_id}));
+                return json_response(
+                    parts,
+                    StatusCode::OK,
+                    &json!({"status": "success", "request_id": request_id}),
+                );
             }
         };
         status = error.status();
@@ -406,20 +456,33 @@ fn render(response: Response, request_id: &str, token: Option<String>, state: &A
             tracing::error!(%detail, "internal error");
         }
         let (message, data) = error.message_and_data();
-        body.insert("auth_token".into(), Value::String(token.unwrap_or_default()));
+        body.insert(
+            "auth_token".into(),
+            Value::String(token.unwrap_or_default()),
+        );
         body.insert("status".into(), Value::String("error".into()));
         body.insert("error".into(), Value::String(status.as_u16().to_string()));
         body.insert("message".into(), Value::String(message));
         body.insert("request_id".into(), Value::String(request_id.to_string()));
         body.insert("data".into(), data);
     }
-    body.insert("timestamp".into(), Value::String(crate::util::iso8601(crate::util::unix_now())));
-    body.insert("version".into(), Value::String(env!("CARGO_PKG_VERSION").into()));
+    body.insert(
+        "timestamp".into(),
+        Value::String(crate::util::iso8601(crate::util::unix_now())),
+    );
+    body.insert(
+        "version".into(),
+        Value::String(env!("CARGO_PKG_VERSION").into()),
+    );
     body.insert("node".into(), Value::String(state.settings.node.clone()));
     json_response(parts, status, &Value::Object(body))
 }
 
-fn json_response(mut parts: axum::http::response::Parts, status: StatusCode, body: &Value) -> Response {
+fn json_response(
+    mut parts: axum::http::response::Parts,
+    status: StatusCode,
+    body: &Value,
+) -> Response {
     parts.status = status;
     parts.headers.insert(header::CONTENT_TYPE, JSON);
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -474,9 +537,18 @@ mod tests {
     #[test]
     fn envelopes_parse() {
         assert_eq!(parse_envelope(b"").unwrap(), json!({}));
-        assert_eq!(parse_envelope(br#"{"data":{"a":1},"verb":"PUT"}"#).unwrap(), json!({"a":1}));
-        assert!(matches!(parse_envelope(b"[1]"), Err(ApiError::InvalidJson(_))));
+        assert_eq!(
+            parse_envelope(br#"{"data":{"a":1},"verb":"PUT"}"#).unwrap(),
+            json!({"a":1})
+        );
+        assert!(matches!(
+            parse_envelope(b"[1]"),
+            Err(ApiError::InvalidJson(_))
+        ));
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(matches!(parse_envelope(deep.as_bytes()), Err(ApiError::InvalidJson(_))));
+        assert!(matches!(
+            parse_envelope(deep.as_bytes()),
+            Err(ApiError::InvalidJson(_))
+        ));
     }
 }

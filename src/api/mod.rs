@@ -177,7 +177,9 @@ async fn tunnel_verb(State(state): State<AppState>, req: Request) -> Request {
             }
         }
     }
-    if let Some(method) = verb.and_then(|v| Method::from_bytes(v.to_ascii_uppercase().as_bytes()).ok()) {
+    if let Some(method) =
+        verb.and_then(|v| Method::from_bytes(v.to_ascii_uppercase().as_bytes()).ok())
+    {
         if [Method::GET, Method::PUT, Method::PATCH, Method::DELETE].contains(&method) {
             parts.method = method;
         }

@@ -99,17 +99,25 @@ fn operation(route: &RouteSpec) -> Value {
 
     let mut responses = Map::new();
     let success = match route.raw {
-        Some(content_type) => json!({"description": "OK", "content": {content_type: {"schema": route.response}}}),
+        Some(content_type) => {
+            json!({"description": "OK", "content": {content_type: {"schema": route.response}}})
+        }
         None => json!({"description": "Success", "content": {"application/json": {"schema": {
             "allOf": [{"$ref": "#/components/schemas/SuccessEnvelope"},
                       {"type": "object", "properties": {"data": route.response}}]}}}}),
     };
     responses.insert(route.status.to_string(), success);
     if route.request.is_some() || !route.query.is_empty() {
-        responses.insert("400".into(), error_response("Validation error (per-field details in data)"));
+        responses.insert(
+            "400".into(),
+            error_response("Validation error (per-field details in data)"),
+        );
     }
     if route.auth {
-        responses.insert("401".into(), error_response("Missing, invalid or expired token"));
+        responses.insert(
+            "401".into(),
+            error_response("Missing, invalid or expired token"),
+        );
         if route.path.contains("{account_id}") {
             responses.insert("403".into(), error_response("Token of another account"));
         }
@@ -118,13 +126,22 @@ fn operation(route: &RouteSpec) -> Value {
         responses.insert("404".into(), error_response("Unknown id (bad_identifier)"));
     }
     if route.conflicts {
-        responses.insert("409".into(), error_response("If-Match names a stale revision"));
+        responses.insert(
+            "409".into(),
+            error_response("If-Match names a stale revision"),
+        );
     }
     if route.request.is_some() {
         responses.insert("413".into(), error_response("Body larger than the limit"));
     }
-    responses.insert("405".into(), error_response("Verb not supported on this path"));
-    responses.insert("500".into(), error_response("Internal error (see X-Request-Id)"));
+    responses.insert(
+        "405".into(),
+        error_response("Verb not supported on this path"),
+    );
+    responses.insert(
+        "500".into(),
+        error_response("Internal error (see X-Request-Id)"),
+    );
 
     let mut op = json!({
         "operationId": route.operation_id,
@@ -138,7 +155,10 @@ fn operation(route: &RouteSpec) -> Value {
         if !families.is_empty() {
             object.insert(
                 "description".into(),
-                Value::String(format!("Filters (any number, AND-combined; dotted keys allowed):\n{}", families.join("\n"))),
+                Value::String(format!(
+                    "Filters (any number, AND-combined; dotted keys allowed):\n{}",
+                    families.join("\n")
+                )),
             );
         }
         if let Some(request) = &route.request {
@@ -170,7 +190,11 @@ pub fn document(routes: &[RouteSpec]) -> Value {
     }
     for name in crate::modules::names() {
         if let Some(entry) = crate::modules::get(name) {
-            add_schema(&mut schemas, &format!("callflows.{name}"), entry.schema.clone());
+            add_schema(
+                &mut schemas,
+                &format!("callflows.{name}"),
+                entry.schema.clone(),
+            );
         }
     }
     schemas.insert(

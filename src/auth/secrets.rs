@@ -10,8 +10,8 @@
 //! `"method":"sha"`), i.e. a password in disguise with little entropy. They are stored as argon2id
 //! PHC strings (salted, slow), one per digest kind.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use serde::{Deserialize, Serialize};

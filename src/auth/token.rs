@@ -65,9 +65,8 @@ impl TokenSigner {
 
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length; `new_from_slice` only fails for fixed-size MACs.
-        Hmac::<Sha256>::new_from_slice(&self.key).unwrap_or_else(|_| {
-            unreachable!("HMAC-SHA256 accepts keys of any length")
-        })
+        Hmac::<Sha256>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC-SHA256 accepts keys of any length"))
     }
 
     /// Signs `claims` into `header.payload.signature`.
@@ -148,7 +147,8 @@ mod tests {
         let forged = format!(
             "{}.{}.{}",
             token.split('.').next().unwrap(),
-            URL_SAFE_NO_PAD.encode(br#"{"account_id":"b","method":"x","iat":0,"exp":999,"jti":"j"}"#),
+            URL_SAFE_NO_PAD
+                .encode(br#"{"account_id":"b","method":"x","iat":0,"exp":999,"jti":"j"}"#),
             token.split('.').nth(2).unwrap()
         );
         assert_eq!(signer.verify(&forged, 150), Err(TokenError::BadSignature));

@@ -4,7 +4,9 @@
 use crate::callflow::errors::FieldErrors;
 use crate::callflow::validate;
 use crate::documents::Collection;
-use crate::store::{Duplicate, KIND_NUMBERS, KIND_PATTERNS, ROUTED_COLLECTION, StoredDoc, UniqueKey};
+use crate::store::{
+    Duplicate, KIND_NUMBERS, KIND_PATTERNS, ROUTED_COLLECTION, StoredDoc, UniqueKey,
+};
 use serde_json::{Map, Value, json};
 
 /// The callflows collection (`/v2/accounts/{id}/callflows`).
@@ -25,7 +27,12 @@ pub fn unique_keys(doc: &Map<String, Value>) -> Vec<UniqueKey> {
     let mut keys = Vec::new();
     for kind in [KIND_NUMBERS, KIND_PATTERNS] {
         if let Some(values) = doc.get(kind).and_then(Value::as_array) {
-            keys.extend(values.iter().filter_map(Value::as_str).map(|v| UniqueKey::new(kind, v)));
+            keys.extend(
+                values
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|v| UniqueKey::new(kind, v)),
+            );
         }
     }
     keys
@@ -33,7 +40,11 @@ pub fn unique_keys(doc: &Map<String, Value>) -> Vec<UniqueKey> {
 
 /// Kazoo's message: `Number 1000 exists in callflow <id> <name>` under `numbers.unique`.
 pub fn unique_error(duplicate: &Duplicate, errors: &mut FieldErrors) {
-    let what = if duplicate.key.kind == KIND_PATTERNS { "Pattern" } else { "Number" };
+    let what = if duplicate.key.kind == KIND_PATTERNS {
+        "Pattern"
+    } else {
+        "Number"
+    };
     let message = format!(
         "{what} {} exists in callflow {} {}",
         duplicate.key.value,
@@ -58,7 +69,10 @@ pub fn summary(doc: &StoredDoc) -> Value {
         }
     }
     for key in ["numbers", "patterns"] {
-        row.insert(key.into(), body.get(key).cloned().unwrap_or_else(|| json!([])));
+        row.insert(
+            key.into(),
+            body.get(key).cloned().unwrap_or_else(|| json!([])),
+        );
     }
     row.insert(
         "featurecode".into(),
@@ -67,8 +81,14 @@ pub fn summary(doc: &StoredDoc) -> Value {
             .cloned()
             .unwrap_or(Value::Bool(false)),
     );
-    row.insert("modules".into(), Value::from(flow_modules(body.get("flow"))));
-    row.insert("flags".into(), body.get("flags").cloned().unwrap_or_else(|| json!([])));
+    row.insert(
+        "modules".into(),
+        Value::from(flow_modules(body.get("flow"))),
+    );
+    row.insert(
+        "flags".into(),
+        body.get("flags").cloned().unwrap_or_else(|| json!([])),
+    );
     Value::Object(row)
 }
 
@@ -105,7 +125,12 @@ pub fn references(doc: &Map<String, Value>) -> Vec<String> {
             }
         }
         if let Some(children) = node.get("children").and_then(Value::as_object) {
-            ids.extend(children.keys().filter(|k| k.len() >= 2 && k.as_str() != "_").cloned());
+            ids.extend(
+                children
+                    .keys()
+                    .filter(|k| k.len() >= 2 && k.as_str() != "_")
+                    .cloned(),
+            );
         }
     });
     ids.sort();
@@ -154,6 +179,9 @@ mod tests {
         let doc = json!({"flow": {"module": "callflow", "data": {"id": "x1"},
             "children": {"_": {"module": "user", "data": {"owner_id": "u1", "timeout": 20}},
                          "rule0001": {"module": "hangup", "data": {}}}}});
-        assert_eq!(references(doc.as_object().unwrap()), vec!["rule0001", "u1", "x1"]);
+        assert_eq!(
+            references(doc.as_object().unwrap()),
+            vec!["rule0001", "u1", "x1"]
+        );
     }
 }

@@ -65,7 +65,9 @@ mod tests {
         }));
         deep_merge(
             &mut doc,
-            obj(json!({"ui": null, "flow":{"data":{"id":"b","answer":null},"children":{"1":{"module":"answer","data":{"k":null}}}}})),
+            obj(
+                json!({"ui": null, "flow":{"data":{"id":"b","answer":null},"children":{"1":{"module":"answer","data":{"k":null}}}}}),
+            ),
         );
         assert_eq!(
             Value::Object(doc),

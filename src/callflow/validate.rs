@@ -166,7 +166,11 @@ pub fn validate_callflow(doc: &mut Map<String, Value>) -> Result<(), FieldErrors
                 push_error(&error, &mut errors);
             }
         }
-        Err(message) => errors.add_message("", "error", format!("callflow schema unavailable: {message}")),
+        Err(message) => errors.add_message(
+            "",
+            "error",
+            format!("callflow schema unavailable: {message}"),
+        ),
     }
     let Value::Object(restored) = instance else {
         return Err(errors);
@@ -217,7 +221,10 @@ fn tree_bounds(root: &Value) -> Option<(&'static str, String)> {
     let mut nodes = 0usize;
     while let Some((node, depth)) = stack.pop() {
         if depth > MAX_DEPTH {
-            return Some(("maxDepth", format!("Flow is nested deeper than {MAX_DEPTH} levels")));
+            return Some((
+                "maxDepth",
+                format!("Flow is nested deeper than {MAX_DEPTH} levels"),
+            ));
         }
         nodes += 1;
         if nodes > MAX_NODES {
@@ -317,8 +324,7 @@ fn check_metaflow_patterns(doc: &Map<String, Value>, errors: &mut FieldErrors) {
 fn first_line(text: &str) -> String {
     text.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .last()
+        .rfind(|l| !l.is_empty())
         .unwrap_or(text)
         .to_string()
 }
@@ -331,7 +337,10 @@ fn check_modules(flow: &mut Value, errors: &mut FieldErrors) {
         let Some(object) = node.as_object_mut() else {
             continue;
         };
-        let module = object.get("module").and_then(Value::as_str).map(str::to_string);
+        let module = object
+            .get("module")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         if let Some(module) = module {
             match modules::get(&module) {
                 Some(entry) => {
@@ -376,7 +385,9 @@ mod tests {
 
     fn check(v: Value) -> Result<Map<String, Value>, Value> {
         let mut doc = v.as_object().cloned().unwrap();
-        validate_callflow(&mut doc).map(|_| doc).map_err(|e| e.to_json())
+        validate_callflow(&mut doc)
+            .map(|_| doc)
+            .map_err(|e| e.to_json())
     }
 
     #[test]
@@ -389,14 +400,19 @@ mod tests {
         .unwrap();
         assert_eq!(doc["patterns"], json!([]));
         assert_eq!(doc["flow"]["data"]["loop_count"], json!(1));
-        assert_eq!(doc["flow"]["children"]["_"]["data"]["cause"], json!("NORMAL_CLEARING"));
+        assert_eq!(
+            doc["flow"]["children"]["_"]["data"]["cause"],
+            json!("NORMAL_CLEARING")
+        );
         assert_eq!(doc["ui_metadata"], json!({"x": 1}));
     }
 
     #[test]
     fn missing_child_module_is_kazoo_shaped() {
-        let errors = check(json!({"numbers": ["1"], "flow": {"module": "answer", "data": {},
-            "children": {"_": {"data": {}}}}}))
+        let errors = check(
+            json!({"numbers": ["1"], "flow": {"module": "answer", "data": {},
+            "children": {"_": {"data": {}}}}}),
+        )
         .unwrap_err();
         assert_eq!(
             errors,
@@ -419,9 +435,11 @@ mod tests {
 
     #[test]
     fn unknown_module_and_bad_data() {
-        let errors = check(json!({"numbers": ["1"], "flow": {"module": "nope", "data": {}}})).unwrap_err();
+        let errors =
+            check(json!({"numbers": ["1"], "flow": {"module": "nope", "data": {}}})).unwrap_err();
         assert!(errors["flow.module"]["enum"].is_object(), "{errors}");
-        let errors = check(json!({"numbers": ["1"], "flow": {"module": "play", "data": {}}})).unwrap_err();
+        let errors =
+            check(json!({"numbers": ["1"], "flow": {"module": "play", "data": {}}})).unwrap_err();
         assert!(errors["flow.data.id"]["required"].is_object(), "{errors}");
     }
 

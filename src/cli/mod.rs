@@ -16,7 +16,11 @@ use std::process::ExitCode;
 
 /// `callflowd`: Kazoo-style callflows on FreeSWITCH.
 #[derive(Debug, Parser)]
-#[command(name = "callflowd", version, about = "Runs Kazoo-style JSON callflows on FreeSWITCH (outbound Event Socket) behind a Kazoo-compatible REST API")]
+#[command(
+    name = "callflowd",
+    version,
+    about = "Runs Kazoo-style JSON callflows on FreeSWITCH (outbound Event Socket) behind a Kazoo-compatible REST API"
+)]
 pub struct Cli {
     /// Settings shared by every command.
     #[command(flatten)]
@@ -96,7 +100,10 @@ pub fn run() -> ExitCode {
     if let Command::Validate { files } = &cli.command {
         return validate_files(files);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("callflowd: cannot start the async runtime: {error}");
@@ -133,16 +140,25 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     let running = service::start(config).await.map_err(|e| e.to_string())?;
     let url = running.api_url();
     if let Some(boot) = &running.bootstrap {
-        println!("callflowd: first start: created account {:?} (realm {})", boot.account_name, service::INITIAL_REALM);
+        println!(
+            "callflowd: first start: created account {:?} (realm {})",
+            boot.account_name,
+            service::INITIAL_REALM
+        );
         println!("  account id: {}", boot.account_id);
         println!("  API key:    {}", boot.api_key);
-        println!("  This key is shown only once (only its salted hash is stored). Get a token with:");
+        println!(
+            "  This key is shown only once (only its salted hash is stored). Get a token with:"
+        );
         println!(
             "  curl -s -X PUT {url}/v2/api_auth -H 'Content-Type: application/json' -d '{{\"data\":{{\"api_key\":\"{}\"}}}}'",
             boot.api_key
         );
     }
-    println!("callflowd: API listening on {url}, ESL on {}", running.esl_addr);
+    println!(
+        "callflowd: API listening on {url}, ESL on {}",
+        running.esl_addr
+    );
     wait_for_signal().await;
     eprintln!("callflowd: shutting down");
     running.shutdown().await.map_err(|e| e.to_string())?;
@@ -181,9 +197,13 @@ async fn create_account(
     realm: Option<&str>,
     login: Option<(String, String)>,
 ) -> Result<ExitCode, String> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
     let store = open_store(config)?;
-    let account = store.create_account(name, realm).await.map_err(|e| e.to_string())?;
+    let account = store
+        .create_account(name, realm)
+        .await
+        .map_err(|e| e.to_string())?;
     let key = new_api_key();
     store
         .add_api_key(&account.id, key.hash)
@@ -193,7 +213,8 @@ async fn create_account(
     println!("api_key: {}", key.key);
     if let Some((username, password)) = login {
         let user_id = crate::util::new_id();
-        let credential = UserCredential::new(&user_id, &username, &password).map_err(|e| e.to_string())?;
+        let credential =
+            UserCredential::new(&user_id, &username, &password).map_err(|e| e.to_string())?;
         store
             .add_user_credential(&account.id, credential)
             .await
@@ -205,12 +226,19 @@ async fn create_account(
 
 /// A file's callflow: a bare document, or the `data` of a `{"data":{...}}` envelope.
 fn read_document(path: &Path) -> Result<Value, Value> {
-    let text = std::fs::read(path).map_err(|e| json!({"file": {"unreadable": {"message": e.to_string()}}}))?;
+    let text = std::fs::read(path)
+        .map_err(|e| json!({"file": {"unreadable": {"message": e.to_string()}}}))?;
     let value: Value = crate::util::parse_json(&text)
         .map_err(|e| json!({"json": {"invalid": {"message": e.to_string(), "target": "body"}}}))?;
     let is_envelope = value.get("data").is_some_and(Value::is_object)
-        && ["numbers", "patterns", "flow"].iter().all(|k| value.get(k).is_none());
-    Ok(if is_envelope { value["data"].clone() } else { value })
+        && ["numbers", "patterns", "flow"]
+            .iter()
+            .all(|k| value.get(k).is_none());
+    Ok(if is_envelope {
+        value["data"].clone()
+    } else {
+        value
+    })
 }
 
 fn error_line(file: &Path, data: Value) -> String {
@@ -285,7 +313,11 @@ async fn import(config: &Config, account: &str, files: &[PathBuf]) -> Result<Exi
         }
     }
     store.flush().await.map_err(|e| e.to_string())?;
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn export(config: &Config, account: &str, dir: &Path) -> Result<ExitCode, String> {
@@ -305,9 +337,15 @@ fn export(config: &Config, account: &str, dir: &Path) -> Result<ExitCode, String
         .map_err(|e| e.to_string())?;
     for doc in &page.docs {
         let path = dir.join(format!("{}.json", doc.id));
-        let text = serde_json::to_string_pretty(&Value::Object(doc.public())).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let text = serde_json::to_string_pretty(&Value::Object(doc.public()))
+            .map_err(|e| e.to_string())?;
+        std::fs::write(&path, text + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    println!("exported {} callflow(s) to {}", page.docs.len(), dir.display());
+    println!(
+        "exported {} callflow(s) to {}",
+        page.docs.len(),
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -93,7 +93,10 @@ impl ListParams {
         let mut page_size = None;
         let mut equals: Vec<(String, Vec<String>)> = Vec::new();
         let mut not_equals: Vec<(String, Vec<String>)> = Vec::new();
-        let push = |list: &mut Vec<(String, Vec<String>)>, key: &str, value: &str| match list.iter_mut().find(|(k, _)| k == key) {
+        let push = |list: &mut Vec<(String, Vec<String>)>, key: &str, value: &str| match list
+            .iter_mut()
+            .find(|(k, _)| k == key)
+        {
             Some((_, values)) => values.push(value.to_string()),
             None => list.push((key.to_string(), vec![value.to_string()])),
         };
@@ -158,7 +161,11 @@ impl ListParams {
         params
             .filters
             .extend(not_equals.into_iter().map(|(k, v)| Filter::NotEquals(k, v)));
-        if errors.is_empty() { Ok(params) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(params)
+        } else {
+            Err(errors)
+        }
     }
 
     fn keeps(&self, doc: &StoredDoc) -> bool {
@@ -229,13 +236,20 @@ fn value_matches(value: &Value, query: &str) -> bool {
         Value::Number(n) => n.to_string() == query,
         Value::Bool(b) => (if *b { "true" } else { "false" }) == query,
         Value::Null => query == "null",
-        Value::Array(items) => items.iter().any(|item| !item.is_array() && value_matches(item, query)),
+        Value::Array(items) => items
+            .iter()
+            .any(|item| !item.is_array() && value_matches(item, query)),
         Value::Object(_) => false,
     }
 }
 
 /// Runs a listing.
-pub fn run(store: &dyn Store, collection: &Collection, account_id: &str, params: &ListParams) -> Result<ListResult, DocError> {
+pub fn run(
+    store: &dyn Store,
+    collection: &Collection,
+    account_id: &str,
+    params: &ListParams,
+) -> Result<ListResult, DocError> {
     let filter = |doc: &StoredDoc| params.keeps(doc);
     let page = store.list_docs(&ListRequest {
         account_id,
@@ -257,7 +271,9 @@ mod tests {
     use super::*;
 
     fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
-        q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        q.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn doc(v: Value) -> StoredDoc {
@@ -278,9 +294,12 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(params.page_size, Some(DEFAULT_PAGE_SIZE));
-        let keep = doc(json!({"numbers": ["1"], "type": "baseGroup", "flow": {"data": {"id": "x"}}}));
+        let keep =
+            doc(json!({"numbers": ["1"], "type": "baseGroup", "flow": {"data": {"id": "x"}}}));
         assert!(params.keeps(&keep));
-        let drop = doc(json!({"numbers": ["no_match"], "type": "baseGroup", "flow": {"data": {"id": "x"}}}));
+        let drop = doc(
+            json!({"numbers": ["no_match"], "type": "baseGroup", "flow": {"data": {"id": "x"}}}),
+        );
         assert!(!params.keeps(&drop));
         let drop = doc(json!({"numbers": ["1"], "type": "other", "flow": {"data": {"id": "x"}}}));
         assert!(!params.keeps(&drop));
@@ -289,7 +308,8 @@ mod tests {
     #[test]
     fn start_keys_and_bad_values() {
         let key = encode_start_key("0123abcd");
-        let params = ListParams::from_query(&pairs(&[("start_key", &key), ("paginate", "false")])).unwrap();
+        let params =
+            ListParams::from_query(&pairs(&[("start_key", &key), ("paginate", "false")])).unwrap();
         assert_eq!(params.start_id.as_deref(), Some("0123abcd"));
         assert_eq!(params.page_size, None);
         assert!(ListParams::from_query(&pairs(&[("page_size", "0")])).is_err());

@@ -13,7 +13,7 @@ use crate::callflow::document::CALLFLOWS;
 use crate::callflow::errors::FieldErrors;
 use crate::callflow::merge::deep_merge;
 use crate::store::{
-    Duplicate, DocWrite, Prepared, Store, StoreError, StoredDoc, UniqueKey, WriteError, WriteOp,
+    DocWrite, Duplicate, Prepared, Store, StoreError, StoredDoc, UniqueKey, WriteError, WriteOp,
     is_private_key,
 };
 use serde_json::{Map, Value, json};
@@ -44,7 +44,9 @@ pub struct Collection {
 
 impl std::fmt::Debug for Collection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collection").field("name", &self.name).finish()
+        f.debug_struct("Collection")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -108,7 +110,10 @@ pub fn client_fields(data: Value) -> Result<Map<String, Value>, FieldErrors> {
     }
 }
 
-fn prepare(collection: &Collection, mut public: Map<String, Value>) -> Result<Prepared, WriteError> {
+fn prepare(
+    collection: &Collection,
+    mut public: Map<String, Value>,
+) -> Result<Prepared, WriteError> {
     (collection.validate)(&mut public).map_err(WriteError::Invalid)?;
     let unique = (collection.unique_keys)(&public);
     Ok(Prepared { public, unique })
@@ -118,9 +123,9 @@ fn map_write_error(collection: &Collection, id: &str, error: WriteError) -> DocE
     match error {
         WriteError::NotFound => DocError::NotFound(id.to_string()),
         WriteError::Exists => DocError::Exists(id.to_string()),
-        WriteError::StaleRevision { expected, current } => {
-            DocError::Conflict(format!("revision {expected} is not the current revision {current}"))
-        }
+        WriteError::StaleRevision { expected, current } => DocError::Conflict(format!(
+            "revision {expected} is not the current revision {current}"
+        )),
         WriteError::Duplicate(duplicates) => {
             let mut errors = FieldErrors::new();
             for duplicate in &duplicates {
@@ -170,7 +175,16 @@ pub async fn replace(
     ctx: WriteContext<'_>,
 ) -> Result<StoredDoc, DocError> {
     let public = client_fields(data).map_err(DocError::Invalid)?;
-    write_existing(store, collection, account_id, id, WriteOp::Update, ctx, move |_| public).await
+    write_existing(
+        store,
+        collection,
+        account_id,
+        id,
+        WriteOp::Update,
+        ctx,
+        move |_| public,
+    )
+    .await
 }
 
 /// Import: create or replace under a chosen id.
@@ -183,7 +197,16 @@ pub async fn upsert(
     ctx: WriteContext<'_>,
 ) -> Result<StoredDoc, DocError> {
     let public = client_fields(data).map_err(DocError::Invalid)?;
-    write_existing(store, collection, account_id, id, WriteOp::Upsert, ctx, move |_| public).await
+    write_existing(
+        store,
+        collection,
+        account_id,
+        id,
+        WriteOp::Upsert,
+        ctx,
+        move |_| public,
+    )
+    .await
 }
 
 /// PATCH: deep-merges `data` onto the stored public fields (under the write lock), then
@@ -197,11 +220,19 @@ pub async fn patch(
     ctx: WriteContext<'_>,
 ) -> Result<StoredDoc, DocError> {
     let changes = client_fields(data).map_err(DocError::Invalid)?;
-    write_existing(store, collection, account_id, id, WriteOp::Update, ctx, move |current| {
-        let mut merged = current.map(|d| public_only(&d.body)).unwrap_or_default();
-        deep_merge(&mut merged, changes);
-        merged
-    })
+    write_existing(
+        store,
+        collection,
+        account_id,
+        id,
+        WriteOp::Update,
+        ctx,
+        move |current| {
+            let mut merged = current.map(|d| public_only(&d.body)).unwrap_or_default();
+            deep_merge(&mut merged, changes);
+            merged
+        },
+    )
     .await
 }
 
@@ -242,7 +273,13 @@ pub async fn delete(
     ctx: WriteContext<'_>,
 ) -> Result<StoredDoc, DocError> {
     store
-        .delete_doc(account_id, collection.name, id, ctx.if_match, ctx.request_id)
+        .delete_doc(
+            account_id,
+            collection.name,
+            id,
+            ctx.if_match,
+            ctx.request_id,
+        )
         .await
         .map_err(|e| map_write_error(collection, id, e))
 }
@@ -266,13 +303,21 @@ pub fn fetch(
         .get_doc(account_id, collection.name, id)?
         .ok_or_else(|| DocError::NotFound(id.to_string()))?;
     let mut view = doc.public();
-    view.insert("metadata".into(), metadata(store, account_id, &doc, (collection.references)(&doc.body))?);
+    view.insert(
+        "metadata".into(),
+        metadata(store, account_id, &doc, (collection.references)(&doc.body))?,
+    );
     Ok((doc, Value::Object(view)))
 }
 
 /// Crossbar's `metadata`: `{id: {name, numbers?, pvt_type}}` for every referenced id found in
 /// any collection of the account.
-fn metadata(store: &dyn Store, account_id: &str, doc: &StoredDoc, ids: Vec<String>) -> Result<Value, StoreError> {
+fn metadata(
+    store: &dyn Store,
+    account_id: &str,
+    doc: &StoredDoc,
+    ids: Vec<String>,
+) -> Result<Value, StoreError> {
     let mut out = Map::new();
     for id in ids {
         if id == doc.id || !crate::util::is_valid_id(&id) {
@@ -333,13 +378,19 @@ mod tests {
         let fields = client_fields(json!({"name": "x", "_rev": "1", "pvt_type": "t", "id": "i",
             "metadata": {}, "_read_only": {}, "ui_metadata": {"a": 1}}))
         .unwrap();
-        assert_eq!(Value::Object(fields), json!({"name": "x", "ui_metadata": {"a": 1}}));
+        assert_eq!(
+            Value::Object(fields),
+            json!({"name": "x", "ui_metadata": {"a": 1}})
+        );
         assert!(client_fields(json!([1])).is_err());
     }
 
     #[test]
     fn registry_finds_callflows() {
-        assert_eq!(collection("callflows").map(|c| c.pvt_type), Some("callflow"));
+        assert_eq!(
+            collection("callflows").map(|c| c.pvt_type),
+            Some("callflow")
+        );
         assert!(collection("nope").is_none());
     }
 }

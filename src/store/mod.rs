@@ -158,7 +158,10 @@ pub struct StoredDoc {
 impl StoredDoc {
     /// The revision (`N-<hex>`), also sent as the ETag.
     pub fn revision(&self) -> &str {
-        self.body.get("_rev").and_then(Value::as_str).unwrap_or("0-0")
+        self.body
+            .get("_rev")
+            .and_then(Value::as_str)
+            .unwrap_or("0-0")
     }
 
     /// The revision's sequence number `N`.
@@ -327,7 +330,12 @@ pub struct UserLogin {
 /// `Arc<dyn Store>`.
 pub trait Store: StoreRead {
     /// A live document with its private fields.
-    fn get_doc(&self, account_id: &str, collection: &str, id: &str) -> Result<Option<StoredDoc>, StoreError>;
+    fn get_doc(
+        &self,
+        account_id: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<StoredDoc>, StoreError>;
 
     /// A page of live documents, ascending by id, filtered. Reads only this account's collection
     /// range, never the whole database.
@@ -335,7 +343,10 @@ pub trait Store: StoreRead {
 
     /// Creates or replaces a document atomically with its uniqueness keys, flushes, then updates
     /// the routing index. Returns the stored document.
-    fn write_doc<'a>(&'a self, write: DocWrite<'a>) -> StoreFuture<'a, Result<StoredDoc, WriteError>>;
+    fn write_doc<'a>(
+        &'a self,
+        write: DocWrite<'a>,
+    ) -> StoreFuture<'a, Result<StoredDoc, WriteError>>;
 
     /// Soft-deletes a live document (`pvt_deleted: true`, out of listings and indexes), flushes.
     /// Returns the deleted document.
@@ -349,7 +360,11 @@ pub trait Store: StoreRead {
     ) -> StoreFuture<'a, Result<StoredDoc, WriteError>>;
 
     /// Creates an account (unique name and realm), flushed.
-    fn create_account<'a>(&'a self, name: &'a str, realm: Option<&'a str>) -> StoreFuture<'a, Result<Account, AccountError>>;
+    fn create_account<'a>(
+        &'a self,
+        name: &'a str,
+        realm: Option<&'a str>,
+    ) -> StoreFuture<'a, Result<Account, AccountError>>;
 
     /// The account with this name (case-insensitive).
     fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError>;
@@ -358,7 +373,11 @@ pub trait Store: StoreRead {
     fn account_count(&self) -> Result<usize, StoreError>;
 
     /// Stores an API key's hash for an account, flushed.
-    fn add_api_key<'a>(&'a self, account_id: &'a str, key: ApiKeyHash) -> StoreFuture<'a, Result<(), StoreError>>;
+    fn add_api_key<'a>(
+        &'a self,
+        account_id: &'a str,
+        key: ApiKeyHash,
+    ) -> StoreFuture<'a, Result<(), StoreError>>;
 
     /// The account an API key belongs to, if the key is valid (constant-time hash check).
     fn verify_api_key(&self, key: &str) -> Result<Option<String>, StoreError>;

@@ -25,7 +25,7 @@
 //! after a flush that covers its batch has completed.
 
 use super::*;
-use crate::auth::secrets::{api_key_id, ApiKeyHash, DigestMethod, UserCredential};
+use crate::auth::secrets::{ApiKeyHash, DigestMethod, UserCredential, api_key_id};
 use crate::util;
 use md5::{Digest, Md5};
 use std::collections::HashMap;
@@ -53,10 +53,12 @@ impl SledStore {
     /// the routing index from the stored number/pattern index (not from the documents).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => StoreError::Backend(format!(
-                "database {} is in use by another process (is `callflowd serve` running?)",
-                dir.display()
-            )),
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                StoreError::Backend(format!(
+                    "database {} is in use by another process (is `callflowd serve` running?)",
+                    dir.display()
+                ))
+            }
             other => StoreError::from(other),
         })?;
         let store = SledStore {
@@ -66,7 +68,9 @@ impl SledStore {
             accounts_lock: tokio::sync::Mutex::new(()),
         };
         if store.db.get(SIGNING_KEY)?.is_none() {
-            store.db.insert(SIGNING_KEY, util::random_hex(32).into_bytes())?;
+            store
+                .db
+                .insert(SIGNING_KEY, util::random_hex(32).into_bytes())?;
             store.db.flush()?;
         }
         store.rebuild_routing()?;
@@ -92,7 +96,9 @@ impl SledStore {
             let (key, value) = item?;
             let key = String::from_utf8_lossy(&key);
             let mut parts = key.splitn(4, '/').skip(1);
-            let (Some(account), Some(collection), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(account), Some(collection), Some(id)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
                 continue;
             };
             if collection != ROUTED_COLLECTION {
@@ -103,7 +109,10 @@ impl SledStore {
             self.routing.set_callflow(account, id, numbers, patterns);
             count += 1;
         }
-        tracing::info!(callflows = count, "routing index rebuilt from the number/pattern index");
+        tracing::info!(
+            callflows = count,
+            "routing index rebuilt from the number/pattern index"
+        );
         Ok(())
     }
 
@@ -122,7 +131,12 @@ impl SledStore {
         }
     }
 
-    fn stored_keys(&self, account_id: &str, collection: &str, id: &str) -> Result<Vec<UniqueKey>, StoreError> {
+    fn stored_keys(
+        &self,
+        account_id: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Vec<UniqueKey>, StoreError> {
         match self.db.get(keys_key(account_id, collection, id))? {
             Some(bytes) => decode(&bytes),
             None => Ok(Vec::new()),
@@ -133,10 +147,21 @@ impl SledStore {
         self.read_doc(&doc_key(account_id, collection, owner_id), owner_id)
             .ok()
             .flatten()
-            .and_then(|d| d.body.get("name").and_then(Value::as_str).map(str::to_string))
+            .and_then(|d| {
+                d.body
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
     }
 
-    fn update_routing(&self, account_id: &str, collection: &str, id: &str, keys: Option<&[UniqueKey]>) {
+    fn update_routing(
+        &self,
+        account_id: &str,
+        collection: &str,
+        id: &str,
+        keys: Option<&[UniqueKey]>,
+    ) {
         if collection != ROUTED_COLLECTION {
             return;
         }
@@ -207,14 +232,20 @@ impl SledStore {
         body.insert("_rev".into(), Value::String(revision));
         body.insert("pvt_type".into(), Value::String(pvt_type.to_string()));
         body.insert("pvt_vsn".into(), Value::String("1".into()));
-        body.insert("pvt_account_id".into(), Value::String(account_id.to_string()));
+        body.insert(
+            "pvt_account_id".into(),
+            Value::String(account_id.to_string()),
+        );
         let created = existing
             .as_ref()
             .and_then(|d| d.body.get("pvt_created").cloned())
             .unwrap_or_else(|| Value::from(now));
         body.insert("pvt_created".into(), created);
         body.insert("pvt_modified".into(), Value::from(now));
-        body.insert("pvt_request_id".into(), Value::String(request_id.to_string()));
+        body.insert(
+            "pvt_request_id".into(),
+            Value::String(request_id.to_string()),
+        );
 
         let mut batch = sled::Batch::default();
         batch.insert(key.as_bytes(), encode(&body)?);
@@ -265,14 +296,24 @@ impl SledStore {
         body.insert("_rev".into(), Value::String(revision));
         body.insert("pvt_deleted".into(), Value::Bool(true));
         body.insert("pvt_modified".into(), Value::from(util::gregorian_now()));
-        body.insert("pvt_request_id".into(), Value::String(request_id.to_string()));
+        body.insert(
+            "pvt_request_id".into(),
+            Value::String(request_id.to_string()),
+        );
 
         let mut batch = sled::Batch::default();
         batch.remove(key.as_bytes());
-        batch.insert(del_key(account_id, collection, id).as_bytes(), encode(&body)?);
+        batch.insert(
+            del_key(account_id, collection, id).as_bytes(),
+            encode(&body)?,
+        );
         for old in self.stored_keys(account_id, collection, id)? {
             let slot = uniq_key(account_id, collection, &old);
-            if self.db.get(&slot)?.is_some_and(|owner| owner.as_ref() == id.as_bytes()) {
+            if self
+                .db
+                .get(&slot)?
+                .is_some_and(|owner| owner.as_ref() == id.as_bytes())
+            {
                 batch.remove(slot);
             }
         }
@@ -288,14 +329,22 @@ impl SledStore {
         })
     }
 
-    async fn create_account_inner(&self, name: &str, realm: Option<&str>) -> Result<Account, AccountError> {
+    async fn create_account_inner(
+        &self,
+        name: &str,
+        realm: Option<&str>,
+    ) -> Result<Account, AccountError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 128 {
-            return Err(AccountError::Invalid("name must be 1..128 characters".into()));
+            return Err(AccountError::Invalid(
+                "name must be 1..128 characters".into(),
+            ));
         }
         let realm = realm.map(str::trim).filter(|r| !r.is_empty());
         if realm.is_some_and(|r| r.len() > 253) {
-            return Err(AccountError::Invalid("realm must be at most 253 characters".into()));
+            return Err(AccountError::Invalid(
+                "realm must be at most 253 characters".into(),
+            ));
         }
         let _guard = self.accounts_lock.lock().await;
         let name_key = format!("acctname/{}", name.to_lowercase());
@@ -305,7 +354,9 @@ impl SledStore {
         let realm_key = realm.map(|r| format!("acctrealm/{}", r.to_lowercase()));
         if let Some(realm_key) = &realm_key {
             if self.db.get(realm_key.as_bytes())?.is_some() {
-                return Err(AccountError::RealmTaken(realm.unwrap_or_default().to_string()));
+                return Err(AccountError::RealmTaken(
+                    realm.unwrap_or_default().to_string(),
+                ));
             }
         }
         let account = Account {
@@ -377,7 +428,12 @@ impl StoreRead for SledStore {
         self.account_by_index(format!("acctrealm/{}", realm.trim().to_lowercase()))
     }
 
-    fn document(&self, account_id: &str, collection: &str, id: &str) -> Result<Option<Value>, StoreError> {
+    fn document(
+        &self,
+        account_id: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<Value>, StoreError> {
         Ok(self
             .get_doc(account_id, collection, id)?
             .map(|d| Value::Object(d.public())))
@@ -401,7 +457,12 @@ impl StoreRead for SledStore {
 }
 
 impl Store for SledStore {
-    fn get_doc(&self, account_id: &str, collection: &str, id: &str) -> Result<Option<StoredDoc>, StoreError> {
+    fn get_doc(
+        &self,
+        account_id: &str,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<StoredDoc>, StoreError> {
         if check_segment(account_id).is_err() || check_segment(id).is_err() {
             return Ok(None);
         }
@@ -433,7 +494,10 @@ impl Store for SledStore {
         Ok(page)
     }
 
-    fn write_doc<'a>(&'a self, write: DocWrite<'a>) -> StoreFuture<'a, Result<StoredDoc, WriteError>> {
+    fn write_doc<'a>(
+        &'a self,
+        write: DocWrite<'a>,
+    ) -> StoreFuture<'a, Result<StoredDoc, WriteError>> {
         Box::pin(self.write_doc_inner(write))
     }
 
@@ -448,7 +512,11 @@ impl Store for SledStore {
         Box::pin(self.delete_doc_inner(account_id, collection, id, if_match, request_id))
     }
 
-    fn create_account<'a>(&'a self, name: &'a str, realm: Option<&'a str>) -> StoreFuture<'a, Result<Account, AccountError>> {
+    fn create_account<'a>(
+        &'a self,
+        name: &'a str,
+        realm: Option<&'a str>,
+    ) -> StoreFuture<'a, Result<Account, AccountError>> {
         Box::pin(self.create_account_inner(name, realm))
     }
 
@@ -465,14 +533,20 @@ impl Store for SledStore {
         Ok(count)
     }
 
-    fn add_api_key<'a>(&'a self, account_id: &'a str, key: ApiKeyHash) -> StoreFuture<'a, Result<(), StoreError>> {
+    fn add_api_key<'a>(
+        &'a self,
+        account_id: &'a str,
+        key: ApiKeyHash,
+    ) -> StoreFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let record = ApiKeyRecord {
                 account_id: account_id.to_string(),
                 hash: key,
             };
-            self.db
-                .insert(format!("apikey/{}", record.hash.key_id).as_bytes(), encode(&record)?)?;
+            self.db.insert(
+                format!("apikey/{}", record.hash.key_id).as_bytes(),
+                encode(&record)?,
+            )?;
             self.durable().await?;
             Ok(())
         })
@@ -482,7 +556,10 @@ impl Store for SledStore {
         let Some(key_id) = api_key_id(key) else {
             return Ok(None);
         };
-        let Some(bytes) = self.db.get(format!("apikey/{}", key_id.to_ascii_lowercase()).as_bytes())? else {
+        let Some(bytes) = self
+            .db
+            .get(format!("apikey/{}", key_id.to_ascii_lowercase()).as_bytes())?
+        else {
             return Ok(None);
         };
         let record: ApiKeyRecord = decode(&bytes)?;
@@ -495,7 +572,8 @@ impl Store for SledStore {
         credential: UserCredential,
     ) -> StoreFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            check_segment(account_id).map_err(|_| StoreError::Backend("invalid account id".into()))?;
+            check_segment(account_id)
+                .map_err(|_| StoreError::Backend("invalid account id".into()))?;
             self.db.insert(
                 format!("user/{account_id}/{}", credential.user_id).as_bytes(),
                 encode(&credential)?,
@@ -514,7 +592,10 @@ impl Store for SledStore {
         if check_segment(account_id).is_err() {
             return Ok(None);
         }
-        for item in self.db.scan_prefix(format!("user/{account_id}/").as_bytes()) {
+        for item in self
+            .db
+            .scan_prefix(format!("user/{account_id}/").as_bytes())
+        {
             let (_, value) = item?;
             let credential: UserCredential = decode(&value)?;
             if credential.verify(method, digest_hex) {
@@ -618,7 +699,10 @@ mod tests {
             public.insert("numbers".into(), json!(numbers));
             Ok(Prepared {
                 public,
-                unique: numbers.iter().map(|n| UniqueKey::new(KIND_NUMBERS, n)).collect(),
+                unique: numbers
+                    .iter()
+                    .map(|n| UniqueKey::new(KIND_NUMBERS, n))
+                    .collect(),
             })
         })
     }
@@ -641,23 +725,49 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = SledStore::open(dir.path()).unwrap();
-            let doc = store.write_doc(write("one", WriteOp::Create, &["1000"])).await.unwrap();
+            let doc = store
+                .write_doc(write("one", WriteOp::Create, &["1000"]))
+                .await
+                .unwrap();
             assert!(doc.revision().starts_with("1-"));
             assert!(matches!(
                 store.write_doc(write("two", WriteOp::Create, &["1000"])).await,
                 Err(WriteError::Duplicate(d)) if d[0].owner_id == "one"
             ));
-            store.write_doc(write("two", WriteOp::Create, &["2000"])).await.unwrap();
-            let doc = store.write_doc(write("one", WriteOp::Update, &["1001"])).await.unwrap();
+            store
+                .write_doc(write("two", WriteOp::Create, &["2000"]))
+                .await
+                .unwrap();
+            let doc = store
+                .write_doc(write("one", WriteOp::Update, &["1001"]))
+                .await
+                .unwrap();
             assert!(doc.revision().starts_with("2-"));
             assert!(store.routing().lookup("acc", "1000").is_none());
-            store.write_doc(write("three", WriteOp::Create, &["1000"])).await.unwrap();
-            store.delete_doc("acc", ROUTED_COLLECTION, "two", None, "r").await.unwrap();
-            assert!(store.get_doc("acc", ROUTED_COLLECTION, "two").unwrap().is_none());
+            store
+                .write_doc(write("three", WriteOp::Create, &["1000"]))
+                .await
+                .unwrap();
+            store
+                .delete_doc("acc", ROUTED_COLLECTION, "two", None, "r")
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .get_doc("acc", ROUTED_COLLECTION, "two")
+                    .unwrap()
+                    .is_none()
+            );
         }
         let store = SledStore::open(dir.path()).unwrap();
-        assert_eq!(&*store.routing().lookup("acc", "1000").unwrap().callflow_id, "three");
-        assert_eq!(&*store.routing().lookup("acc", "1001").unwrap().callflow_id, "one");
+        assert_eq!(
+            &*store.routing().lookup("acc", "1000").unwrap().callflow_id,
+            "three"
+        );
+        assert_eq!(
+            &*store.routing().lookup("acc", "1001").unwrap().callflow_id,
+            "one"
+        );
         assert!(store.routing().lookup("acc", "2000").is_none());
         let page = store
             .list_docs(&ListRequest {
@@ -676,10 +786,16 @@ mod tests {
     async fn stale_if_match_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let doc = store.write_doc(write("one", WriteOp::Create, &["1"])).await.unwrap();
+        let doc = store
+            .write_doc(write("one", WriteOp::Create, &["1"]))
+            .await
+            .unwrap();
         let mut w = write("one", WriteOp::Update, &["1"]);
         w.if_match = Some("1-stale");
-        assert!(matches!(store.write_doc(w).await, Err(WriteError::StaleRevision { .. })));
+        assert!(matches!(
+            store.write_doc(w).await,
+            Err(WriteError::StaleRevision { .. })
+        ));
         let rev = format!("\"{}\"", doc.revision());
         let mut w = write("one", WriteOp::Update, &["1"]);
         w.if_match = Some(&rev);
@@ -690,13 +806,31 @@ mod tests {
     async fn accounts_and_keys() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let account = store.create_account("Acme", Some("acme.test")).await.unwrap();
-        assert!(matches!(store.create_account("acme", None).await, Err(AccountError::NameTaken(_))));
-        assert_eq!(store.account_by_realm("ACME.test").unwrap().unwrap().id, account.id);
-        assert_eq!(store.account_by_name("ACME").unwrap().unwrap().id, account.id);
+        let account = store
+            .create_account("Acme", Some("acme.test"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.create_account("acme", None).await,
+            Err(AccountError::NameTaken(_))
+        ));
+        assert_eq!(
+            store.account_by_realm("ACME.test").unwrap().unwrap().id,
+            account.id
+        );
+        assert_eq!(
+            store.account_by_name("ACME").unwrap().unwrap().id,
+            account.id
+        );
         let key = crate::auth::secrets::new_api_key();
-        store.add_api_key(&account.id, key.hash.clone()).await.unwrap();
-        assert_eq!(store.verify_api_key(&key.key).unwrap(), Some(account.id.clone()));
+        store
+            .add_api_key(&account.id, key.hash.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.verify_api_key(&key.key).unwrap(),
+            Some(account.id.clone())
+        );
         let mut wrong = key.key.clone();
         wrong.replace_range(60.., "0000");
         assert_eq!(store.verify_api_key(&wrong).unwrap(), None);

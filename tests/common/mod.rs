@@ -43,7 +43,10 @@ impl Resp {
 
     /// A header as text ("" when absent).
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
@@ -53,7 +56,12 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
 }
 
 /// Sends one request. `headers` are added as given; `body` is sent as is.
-pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Resp {
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Resp {
     let mut builder = Request::builder()
         .method(Method::from_bytes(method.as_bytes()).expect("valid method"))
         .uri(url);
@@ -63,7 +71,10 @@ pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Optio
     let request = builder
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .expect("valid request");
-    let response = client().request(request).await.expect("HTTP request failed");
+    let response = client()
+        .request(request)
+        .await
+        .expect("HTTP request failed");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response
@@ -87,11 +98,18 @@ pub async fn api_auth(base: &str, api_key: &str) -> String {
         "PUT",
         &format!("{base}/v2/api_auth"),
         &[("content-type", "application/json")],
-        Some(json!({"data": {"api_key": api_key}}).to_string().into_bytes()),
+        Some(
+            json!({"data": {"api_key": api_key}})
+                .to_string()
+                .into_bytes(),
+        ),
     )
     .await;
     assert_eq!(resp.status, 201, "api_auth failed: {}", resp.json);
-    resp.json["auth_token"].as_str().expect("auth_token").to_string()
+    resp.json["auth_token"]
+        .as_str()
+        .expect("auth_token")
+        .to_string()
 }
 
 /// A running service plus the first account's credentials and a token.
@@ -124,7 +142,10 @@ impl TestServer {
         tweak(&mut config);
         callflowd::telemetry::init_logging(config.log_format, &config.log_level);
         let service = service::start(config).await.expect("service starts");
-        let boot = service.bootstrap.clone().expect("first start creates an account");
+        let boot = service
+            .bootstrap
+            .clone()
+            .expect("first start creates an account");
         let base = service.api_url();
         let token = api_auth(&base, &boot.api_key).await;
         TestServer {
@@ -158,8 +179,17 @@ impl TestServer {
     }
 
     /// An authenticated request with extra headers.
-    pub async fn request_with(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> Resp {
-        let mut all = vec![("x-auth-token", self.token.as_str()), ("content-type", "application/json")];
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Resp {
+        let mut all = vec![
+            ("x-auth-token", self.token.as_str()),
+            ("content-type", "application/json"),
+        ];
         all.extend_from_slice(headers);
         send(
             method,
@@ -177,17 +207,20 @@ impl TestServer {
 
     /// PUT `{"data": data}`.
     pub async fn put(&self, path: &str, data: Value) -> Resp {
-        self.request("PUT", path, Some(json!({ "data": data }))).await
+        self.request("PUT", path, Some(json!({ "data": data })))
+            .await
     }
 
     /// POST `{"data": data}`.
     pub async fn post(&self, path: &str, data: Value) -> Resp {
-        self.request("POST", path, Some(json!({ "data": data }))).await
+        self.request("POST", path, Some(json!({ "data": data })))
+            .await
     }
 
     /// PATCH `{"data": data}`.
     pub async fn patch(&self, path: &str, data: Value) -> Resp {
-        self.request("PATCH", path, Some(json!({ "data": data }))).await
+        self.request("PATCH", path, Some(json!({ "data": data })))
+            .await
     }
 
     /// DELETE without a body.
