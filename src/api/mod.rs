@@ -190,8 +190,12 @@ async fn tunnel_verb(State(state): State<AppState>, req: Request) -> Request {
 /// The complete router for `state`: every route of the table (auth layered where the table
 /// says), the 404/405 fallbacks, panic catching, and the envelope middleware outermost.
 pub fn router(state: AppState) -> Router {
+    router_from(state, routes::table())
+}
+
+fn router_from(state: AppState, table: Vec<RouteSpec>) -> Router {
     let mut inner: Router<AppState> = Router::new();
-    for spec in routes::table() {
+    for spec in table {
         let mut handler = spec.handler;
         if spec.auth {
             handler = handler.route_layer(from_fn_with_state(state.clone(), auth::require_auth));
@@ -219,4 +223,56 @@ pub async fn serve_on(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+    use axum::http::StatusCode;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    async fn panics() -> envelope::Reply {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_envelope_with_the_request_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let settings = ApiSettings {
+            token_lifetime: Duration::from_secs(60),
+            node: "test".into(),
+            max_body_bytes: 1024,
+        };
+        let state = AppState::new(store, settings).unwrap();
+        let mut table = routes::table();
+        table.push(RouteSpec::new(Verb::Get, "/v2/panic", "panic", panics));
+        let response = router_from(state, table)
+            .oneshot(
+                Request::builder()
+                    .uri("/v2/panic")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let request_id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(!request_id.is_empty());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["status"], "error");
+        assert_eq!(json["error"], "500");
+        assert_eq!(json["request_id"], request_id.as_str());
+        assert!(
+            !body.windows(4).any(|w| w == b"boom"),
+            "panic details are not sent"
+        );
+    }
 }
