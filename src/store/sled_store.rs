@@ -31,6 +31,7 @@ use md5::{Digest, Md5};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const SIGNING_KEY: &[u8] = b"meta/signing_key";
 
@@ -40,6 +41,19 @@ pub struct SledStore {
     routing: Arc<RoutingIndex>,
     account_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     accounts_lock: tokio::sync::Mutex<()>,
+    commits: GroupCommit,
+}
+
+/// Group commit: writers that finished their in-memory write take a ticket; one flush covers
+/// every ticket issued before it started, so a burst of N writers costs a few fsyncs, not N.
+#[derive(Default)]
+struct GroupCommit {
+    /// Tickets issued (writes applied in memory).
+    issued: AtomicU64,
+    /// Every ticket up to this one is on disk.
+    durable: AtomicU64,
+    /// One flush at a time; waiters re-check `durable` when they get it.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -66,6 +80,7 @@ impl SledStore {
             routing: Arc::new(RoutingIndex::new()),
             account_locks: Mutex::new(HashMap::new()),
             accounts_lock: tokio::sync::Mutex::new(()),
+            commits: GroupCommit::default(),
         };
         if store.db.get(SIGNING_KEY)?.is_none() {
             store
@@ -77,15 +92,24 @@ impl SledStore {
         Ok(store)
     }
 
-    /// Waits until everything written so far is on disk (fsync). sled's own `flush_async` runs on
-    /// its global thread pool, which we saw stall under many concurrent flushes; a blocking flush
-    /// on tokio's blocking pool does the same work. Concurrent callers are grouped by sled: a
-    /// flush makes every buffer written before it stable, so a burst of writers shares fsyncs.
+    /// Waits until everything this caller wrote is on disk (fsync), sharing flushes with
+    /// concurrent writers ([`GroupCommit`]). The flush itself runs on tokio's blocking pool:
+    /// sled's own `flush_async` uses sled's global thread pool, which stalled under many
+    /// concurrent flushes in our tests.
     async fn durable(&self) -> Result<(), StoreError> {
+        let ticket = self.commits.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let _turn = self.commits.flushing.lock().await;
+        if self.commits.durable.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        // Every ticket issued so far belongs to a write already applied in memory, so this flush
+        // makes all of them durable.
+        let covered = self.commits.issued.load(Ordering::SeqCst);
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| StoreError::Backend(format!("flush task failed: {e}")))??;
+        self.commits.durable.fetch_max(covered, Ordering::SeqCst);
         Ok(())
     }
 
