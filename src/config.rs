@@ -1,1 +1,413 @@
 //! Settings: defaults < TOML file < `CALLFLOWD_*` env < flags.
+//!
+//! clap already gives "flag beats env" for every [`ConfigArgs`] field (each one is an
+//! `Option` with an `env = "CALLFLOWD_..."`), so layering is: take the clap value when present,
+//! else the TOML file's, else the default. The TOML file is named by `--config` /
+//! `CALLFLOWD_CONFIG` and is optional; its keys are the long flag names with `_` for `-`.
+
+use crate::engine::{EngineConfig, IpNet};
+use crate::telemetry::LogFormat;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Largest request body the API reads (the limit; larger -> 413).
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+/// Why the configuration could not be assembled; reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML file is not valid or has unknown keys.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml said.
+        message: String,
+    },
+    /// A value (from any layer) does not parse.
+    #[error("invalid value for {key}: {message}")]
+    Value {
+        /// The setting.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The complete, resolved service configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP API address (Kazoo's port 8000 by convention).
+    pub listen: SocketAddr,
+    /// Directory of the sled database.
+    pub data_dir: PathBuf,
+    /// Lifetime of tokens issued by `api_auth` / `user_auth` (Kazoo: 3600 s).
+    pub token_lifetime: Duration,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// `tracing` filter directive (`info`, `callflowd=debug,tower_http=info`); `RUST_LOG` wins.
+    pub log_level: String,
+    /// The envelope's `node` field (Kazoo reports the Erlang node that answered).
+    pub node: String,
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Where FreeSWITCH's `socket` app connects.
+    pub esl_listen: SocketAddr,
+    /// Peers allowed on the ESL port.
+    pub esl_allowed_peers: Vec<IpNet>,
+    /// Longest wait for an ESL command reply.
+    pub command_timeout: Duration,
+    /// Watchdog for one call.
+    pub call_deadline: Duration,
+    /// Account used for calls that name none and match no realm.
+    pub default_account: Option<String>,
+    /// `linger` asked of FreeSWITCH.
+    pub linger: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let engine = EngineConfig::default();
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: PathBuf::from("./data"),
+            token_lifetime: Duration::from_secs(3600),
+            log_format: LogFormat::Human,
+            log_level: "info".to_string(),
+            node: default_node(),
+            max_body_bytes: DEFAULT_MAX_BODY,
+            esl_listen: engine.listen,
+            esl_allowed_peers: engine.allowed_peers,
+            command_timeout: engine.command_timeout,
+            call_deadline: engine.call_deadline,
+            default_account: engine.default_account,
+            linger: engine.linger,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration for tests and embedding: everything on 127.0.0.1 port 0 (the OS picks),
+    /// data in `data_dir`.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            esl_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            ..Config::default()
+        }
+    }
+
+    /// The engine's slice of the configuration.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            listen: self.esl_listen,
+            allowed_peers: self.esl_allowed_peers.clone(),
+            command_timeout: self.command_timeout,
+            call_deadline: self.call_deadline,
+            linger: self.linger,
+            default_account: self.default_account.clone(),
+            ..EngineConfig::default()
+        }
+    }
+
+    /// Resolves flags/env (already merged by clap) over the optional TOML file over defaults.
+    pub fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        let mut config = Config::default();
+
+        if let Some(v) = args.listen.or(parse_opt("listen", file.listen.as_deref())?) {
+            config.listen = v;
+        }
+        if let Some(v) = args.data_dir.clone().or(file.data_dir) {
+            config.data_dir = v;
+        }
+        if let Some(v) =
+            pick_duration("token_lifetime", &args.token_lifetime, &file.token_lifetime)?
+        {
+            config.token_lifetime = v;
+        }
+        if let Some(v) = args.log_format.or(file.log_format) {
+            config.log_format = v;
+        }
+        if let Some(v) = args.log_level.clone().or(file.log_level) {
+            config.log_level = v;
+        }
+        if let Some(v) = args.node.clone().or(file.node) {
+            config.node = v;
+        }
+        if let Some(v) = args.max_body_bytes.or(file.max_body_bytes) {
+            config.max_body_bytes = v;
+        }
+        if let Some(v) = args
+            .esl_listen
+            .or(parse_opt("esl_listen", file.esl_listen.as_deref())?)
+        {
+            config.esl_listen = v;
+        }
+        let peers = if args.esl_allowed_peers.is_empty() {
+            file.esl_allowed_peers.unwrap_or_default()
+        } else {
+            args.esl_allowed_peers.clone()
+        };
+        if !peers.is_empty() {
+            config.esl_allowed_peers = peers
+                .iter()
+                .map(|p| {
+                    p.parse::<IpNet>().map_err(|message| ConfigError::Value {
+                        key: "esl_allowed_peers",
+                        message,
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = pick_duration(
+            "command_timeout",
+            &args.command_timeout,
+            &file.command_timeout,
+        )? {
+            config.command_timeout = v;
+        }
+        if let Some(v) = pick_duration("call_deadline", &args.call_deadline, &file.call_deadline)? {
+            config.call_deadline = v;
+        }
+        if let Some(v) = pick_duration("linger", &args.linger, &file.linger)? {
+            config.linger = v;
+        }
+        if let Some(v) = args.default_account.clone().or(file.default_account) {
+            config.default_account = Some(v).filter(|s| !s.is_empty());
+        }
+        if config.token_lifetime.is_zero() {
+            return Err(ConfigError::Value {
+                key: "token_lifetime",
+                message: "must be greater than zero".into(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// The settings flags (each also readable from `CALLFLOWD_<NAME>`), shared by every subcommand
+/// that touches the database or the service.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConfigArgs {
+    /// Optional TOML file with any of the settings below (keys use `_`).
+    #[arg(long, env = "CALLFLOWD_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// HTTP API address [default: 127.0.0.1:8000].
+    #[arg(long, env = "CALLFLOWD_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// sled database directory [default: ./data].
+    #[arg(long, env = "CALLFLOWD_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Auth token lifetime, e.g. `3600`, `1h`, `90s` [default: 1h].
+    #[arg(long, env = "CALLFLOWD_TOKEN_LIFETIME", global = true)]
+    pub token_lifetime: Option<String>,
+    /// Log format: `human` or `json` [default: human].
+    #[arg(long, env = "CALLFLOWD_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
+    /// tracing filter, e.g. `info` or `callflowd=debug` [default: info; RUST_LOG wins].
+    #[arg(long, env = "CALLFLOWD_LOG_LEVEL", global = true)]
+    pub log_level: Option<String>,
+    /// Name reported as the envelope's `node`.
+    #[arg(long, env = "CALLFLOWD_NODE", global = true)]
+    pub node: Option<String>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, env = "CALLFLOWD_MAX_BODY_BYTES", global = true)]
+    pub max_body_bytes: Option<usize>,
+    /// ESL listener address for FreeSWITCH's `socket` app [default: 127.0.0.1:8084].
+    #[arg(long, env = "CALLFLOWD_ESL_LISTEN", global = true)]
+    pub esl_listen: Option<SocketAddr>,
+    /// Peers allowed on the ESL port, comma-separated CIDRs [default: 127.0.0.0/8,::1/128].
+    #[arg(
+        long,
+        env = "CALLFLOWD_ESL_ALLOWED_PEERS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub esl_allowed_peers: Vec<String>,
+    /// ESL command timeout [default: 15s].
+    #[arg(long, env = "CALLFLOWD_COMMAND_TIMEOUT", global = true)]
+    pub command_timeout: Option<String>,
+    /// Longest a call stays under our control [default: 4h].
+    #[arg(long, env = "CALLFLOWD_CALL_DEADLINE", global = true)]
+    pub call_deadline: Option<String>,
+    /// Account for calls that name none and match no realm.
+    #[arg(long, env = "CALLFLOWD_DEFAULT_ACCOUNT", global = true)]
+    pub default_account: Option<String>,
+    /// `linger` asked of FreeSWITCH after a hangup [default: 10s].
+    #[arg(long, env = "CALLFLOWD_LINGER", global = true)]
+    pub linger: Option<String>,
+}
+
+/// A duration in the TOML file: an integer number of seconds or a string like `"15s"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DurationValue {
+    /// Whole seconds.
+    Seconds(u64),
+    /// `"500ms"`, `"15s"`, `"2m"`, `"4h"`, `"1d"`.
+    Text(String),
+}
+
+impl DurationValue {
+    fn resolve(&self, key: &'static str) -> Result<Duration, ConfigError> {
+        match self {
+            DurationValue::Seconds(s) => Ok(Duration::from_secs(*s)),
+            DurationValue::Text(t) => {
+                parse_duration(t).map_err(|message| ConfigError::Value { key, message })
+            }
+        }
+    }
+}
+
+/// The TOML file's shape: every key optional, unknown keys rejected (typos should not pass).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    token_lifetime: Option<DurationValue>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
+    node: Option<String>,
+    max_body_bytes: Option<usize>,
+    esl_listen: Option<String>,
+    esl_allowed_peers: Option<Vec<String>>,
+    command_timeout: Option<DurationValue>,
+    call_deadline: Option<DurationValue>,
+    default_account: Option<String>,
+    linger: Option<DurationValue>,
+}
+
+impl FileConfig {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
+fn parse_opt<T: std::str::FromStr>(
+    key: &'static str,
+    value: Option<&str>,
+) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .map(|v| {
+            v.trim().parse::<T>().map_err(|e| ConfigError::Value {
+                key,
+                message: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+fn pick_duration(
+    key: &'static str,
+    flag: &Option<String>,
+    file: &Option<DurationValue>,
+) -> Result<Option<Duration>, ConfigError> {
+    if let Some(text) = flag {
+        return parse_duration(text)
+            .map(Some)
+            .map_err(|message| ConfigError::Value { key, message });
+    }
+    file.as_ref().map(|v| v.resolve(key)).transpose()
+}
+
+/// Parses `"250ms"`, `"15s"`, `"2m"`, `"4h"`, `"1d"`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 15s, 500ms, 4h)"))?;
+    let millis = match unit.trim() {
+        "" | "s" | "sec" | "secs" => value.checked_mul(1000),
+        "ms" => Some(value),
+        "m" | "min" => value.checked_mul(60_000),
+        "h" => value.checked_mul(3_600_000),
+        "d" => value.checked_mul(86_400_000),
+        other => return Err(format!("unknown duration unit {other:?} in {text:?}")),
+    };
+    millis
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+fn default_node() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("callflowd@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15s").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("4h").unwrap(), Duration::from_secs(4 * 3600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3y").is_err());
+    }
+
+    #[test]
+    fn layering_flag_over_file_over_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ntoken_lifetime = 60\nlinger = \"3s\"\nesl_allowed_peers = [\"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            token_lifetime: Some("2m".into()),
+            ..ConfigArgs::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.token_lifetime, Duration::from_secs(120));
+        assert_eq!(config.linger, Duration::from_secs(3));
+        assert_eq!(config.esl_allowed_peers.len(), 1);
+        assert_eq!(config.esl_listen.port(), 8084);
+
+        std::fs::write(&path, "bogus = 1\n").unwrap();
+        assert!(matches!(
+            Config::load(&args),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}

@@ -1,5 +1,5 @@
 //! The `callflowd` binary: see `callflowd --help`.
 
-fn main() {
-    println!("callflowd: under construction");
+fn main() -> std::process::ExitCode {
+    callflowd::cli::run()
 }
