@@ -83,7 +83,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             token_lifetime: Duration::from_secs(3600),
             log_format: LogFormat::Human,
-            log_level: "info".to_string(),
+            // freeswitch-esl-tokio logs every connection close at info: two lines per call.
+            log_level: "info,freeswitch_esl_tokio=warn".to_string(),
             node: default_node(),
             max_body_bytes: DEFAULT_MAX_BODY,
             esl_listen: engine.listen,

@@ -85,6 +85,7 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
     let store = Arc::new(SledStore::open(&config.data_dir)?);
     let bootstrap = bootstrap_if_empty(store.as_ref()).await?;
 
+    crate::modules::warm_up();
     let engine_ctx = EngineContext::new(config.engine(), store.clone() as Arc<dyn StoreRead>);
     let esl_listener = engine::listener::bind(&engine_ctx)
         .await

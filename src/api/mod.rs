@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod openapi;
 pub mod routes;
 pub mod schemas;
+pub mod simulate;
 
 use crate::auth::token::TokenSigner;
 use crate::store::{Store, StoreError};
@@ -43,6 +44,8 @@ pub struct ApiSettings {
     pub node: String,
     /// Request body limit (413 beyond).
     pub max_body_bytes: usize,
+    /// Engine settings for `POST .../simulate` dry runs.
+    pub engine: crate::engine::EngineConfig,
 }
 
 impl From<&crate::config::Config> for ApiSettings {
@@ -51,6 +54,7 @@ impl From<&crate::config::Config> for ApiSettings {
             token_lifetime: config.token_lifetime,
             node: config.node.clone(),
             max_body_bytes: config.max_body_bytes,
+            engine: config.engine(),
         }
     }
 }
@@ -245,6 +249,7 @@ mod tests {
             token_lifetime: Duration::from_secs(60),
             node: "test".into(),
             max_body_bytes: 1024,
+            engine: crate::engine::EngineConfig::default(),
         };
         let state = AppState::new(store, settings).unwrap();
         let mut table = routes::table();

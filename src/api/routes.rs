@@ -181,6 +181,7 @@ pub fn table() -> Vec<RouteSpec> {
     for collection in crate::documents::collections() {
         routes.extend(super::documents::routes(collection));
     }
+    routes.extend(super::simulate::routes());
     routes.extend(super::schemas::routes());
     routes.extend(super::openapi::routes());
     routes.extend(super::metrics_routes());

@@ -64,6 +64,84 @@ pub enum Command {
         /// Output directory (created if missing).
         dir: PathBuf,
     },
+    /// Dry-run a number: the real engine drives the account's callflow against the built-in
+    /// fake FreeSWITCH and the timeline is printed (module, ESL command, result, branch).
+    Simulate(SimulateArgs),
+    /// Load generator: plays FreeSWITCH's side of many outbound-ESL calls against a controller
+    /// (callflowd or any other) and reports calls/s, failures and command turnaround.
+    Loadgen(LoadgenArgs),
+}
+
+/// `simulate` options.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Account whose callflows route the number.
+    #[arg(long)]
+    pub account: String,
+    /// The dialled number.
+    #[arg(long)]
+    pub number: String,
+    /// Caller DTMF: `1@2s,#@3s` (time since the call started) or `1@playback#2+300ms`.
+    #[arg(long)]
+    pub digits: Option<String>,
+    /// Far-end DTMF codes while bridged (metaflows), `*2101@5s,...`.
+    #[arg(long)]
+    pub peer_digits: Option<String>,
+    /// The caller hangs up after this long (`30s`).
+    #[arg(long)]
+    pub hangup_after: Option<String>,
+    /// Caller-ID number.
+    #[arg(long, default_value = "5551234")]
+    pub caller: String,
+    /// How long each media app takes.
+    #[arg(long)]
+    pub media_time: Option<String>,
+    /// How bridges end: `answered`, `answered:30s`, or a cause (`USER_BUSY`, `NO_ANSWER`).
+    #[arg(long)]
+    pub bridge: Option<String>,
+    /// Run through the running server's API with this token (sled allows one process, so a
+    /// running server must do the dry run itself).
+    #[arg(long, env = "CALLFLOWD_TOKEN")]
+    pub token: Option<String>,
+    /// Print the JSON reply instead of the timeline text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `loadgen` options.
+#[derive(Debug, clap::Args)]
+pub struct LoadgenArgs {
+    /// Controller address (default: this config's ESL listener).
+    #[arg(long)]
+    pub target: Option<std::net::SocketAddr>,
+    /// New calls per second.
+    #[arg(long, conflicts_with = "concurrency")]
+    pub rate: Option<f64>,
+    /// Calls kept in flight.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// How long calls are started (`60s`).
+    #[arg(long, default_value = "10s")]
+    pub duration: String,
+    /// Dialled numbers, used in turn.
+    #[arg(long, default_value = "1000", value_delimiter = ',')]
+    pub number: Vec<String>,
+    /// `variable_account_id` on every call (omit to let the controller find the account).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Caller behaviour as JSON: `{"digits":"1@2s","hangup_after":"30s","answer_delay":"1s",
+    /// "media_time":"0s","app_start_delay":"20ms"}` or `@file.json`.
+    #[arg(long)]
+    pub script: Option<String>,
+    /// How long each media app takes (overrides the script).
+    #[arg(long)]
+    pub media_time: Option<String>,
+    /// The hangup cause a completed call ends with.
+    #[arg(long, default_value = "NORMAL_CLEARING")]
+    pub expected_cause: String,
+    /// Never more than this many calls in flight.
+    #[arg(long, default_value_t = 50_000)]
+    pub max_in_flight: usize,
 }
 
 /// `account` subcommands.
@@ -124,6 +202,8 @@ pub fn run() -> ExitCode {
             } => create_account(&config, &name, realm.as_deref(), username.zip(password)).await,
             Command::Import { account, files } => import(&config, &account, &files).await,
             Command::Export { account, dir } => export(&config, &account, &dir),
+            Command::Simulate(args) => simulate(&config, args).await,
+            Command::Loadgen(args) => loadgen(&config, args).await,
             Command::Validate { .. } => Ok(ExitCode::SUCCESS),
         }
     });
@@ -348,4 +428,223 @@ fn export(config: &Config, account: &str, dir: &Path) -> Result<ExitCode, String
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+async fn simulate(config: &Config, args: SimulateArgs) -> Result<ExitCode, String> {
+    use crate::engine::simulate::{
+        SimulateRequest, describe_end, render_timeline, simulate, timeline_json,
+    };
+    let request = SimulateRequest {
+        number: args.number.clone(),
+        caller: args.caller.clone(),
+        digits: args.digits.clone(),
+        peer_digits: args.peer_digits.clone(),
+        hangup_after: args.hangup_after.clone(),
+        media_time: args.media_time.clone(),
+        bridge: args.bridge.clone(),
+    };
+    if let Some(token) = &args.token {
+        return simulate_remote(config, &args, token, &request).await;
+    }
+    let script = request.script(&args.account)?;
+    let store = open_store(config).map_err(|e| {
+        format!("{e}\n(is the server running? then pass --token TOKEN to simulate through it)")
+    })?;
+    let store: std::sync::Arc<dyn StoreRead> = std::sync::Arc::new(store);
+    if store
+        .account(&args.account)
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        return Err(format!("no account {}", args.account));
+    }
+    let ctx = crate::engine::EngineContext::new(config.engine(), store);
+    let simulation = simulate(ctx, script).await.map_err(|e| e.to_string())?;
+    if args.json {
+        let reply = json!({
+            "number": args.number,
+            "end": describe_end(&simulation),
+            "timeline": timeline_json(&simulation.report.timeline),
+            "esl_commands": simulation.transcript.command_lines(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reply).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "simulated call to {} in account {}",
+            args.number, args.account
+        );
+        print!("{}", render_timeline(&simulation.report.timeline));
+        println!("end: {}", describe_end(&simulation));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn simulate_remote(
+    config: &Config,
+    args: &SimulateArgs,
+    token: &str,
+    request: &crate::engine::simulate::SimulateRequest,
+) -> Result<ExitCode, String> {
+    let url = format!(
+        "http://{}/v2/accounts/{}/simulate",
+        config.listen, args.account
+    );
+    let body = json!({"data": {
+        "number": request.number, "caller": request.caller, "digits": request.digits,
+        "peer_digits": request.peer_digits, "hangup_after": request.hangup_after,
+        "media_time": request.media_time, "bridge": request.bridge,
+    }});
+    let reply = reqwest::Client::new()
+        .post(&url)
+        .header("X-Auth-Token", token)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let status = reply.status();
+    let envelope: Value = reply
+        .json()
+        .await
+        .map_err(|e| format!("bad reply from {url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("{status}: {envelope}"));
+    }
+    let data = &envelope["data"];
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(data).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "simulated call to {} in account {}",
+        args.number, args.account
+    );
+    for step in data["timeline"].as_array().into_iter().flatten() {
+        let at = step["at_ms"].as_f64().unwrap_or_default() / 1000.0;
+        let line = if let Some(module) = step["module"].as_str() {
+            format!("module {module} {}", step["data"])
+        } else if let Some(command) = step["command"].as_str() {
+            format!("  > {command}")
+        } else if let Some(app) = step["app"].as_str() {
+            format!("  < {app}: {}", step["result"].as_str().unwrap_or_default())
+        } else if let Some(key) = step["branch"].as_str() {
+            format!("  -> {key}")
+        } else if let Some(digit) = step["dtmf"].as_str() {
+            format!("  dtmf {digit}")
+        } else {
+            format!("  # {}", step["note"].as_str().unwrap_or_default())
+        };
+        println!("{at:>8.3}s  {line}");
+    }
+    println!("end: {}", data["end"].as_str().unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Caller behaviour for `loadgen --script`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct LoadScript {
+    #[serde(default)]
+    digits: Option<String>,
+    #[serde(default)]
+    hangup_after: Option<String>,
+    #[serde(default)]
+    answer_delay: Option<String>,
+    #[serde(default)]
+    media_time: Option<String>,
+    #[serde(default)]
+    app_start_delay: Option<String>,
+}
+
+async fn loadgen(config: &Config, args: LoadgenArgs) -> Result<ExitCode, String> {
+    use crate::engine::simulate::parse_duration;
+    use crate::fakeswitch::CallScript;
+    use crate::loadgen::{LoadOptions, Pace};
+    let script: LoadScript = match args.script.as_deref() {
+        None => LoadScript::default(),
+        Some(text) => {
+            let text = match text.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?,
+                None => text.to_string(),
+            };
+            serde_json::from_str(&text).map_err(|e| format!("--script: {e}"))?
+        }
+    };
+    let media_time = parse_duration(
+        args.media_time
+            .as_deref()
+            .or(script.media_time.as_deref())
+            .unwrap_or("0s"),
+    )?;
+    let hangup_after = script
+        .hangup_after
+        .as_deref()
+        .map(parse_duration)
+        .transpose()?;
+    let answer_delay = script
+        .answer_delay
+        .as_deref()
+        .map(parse_duration)
+        .transpose()?;
+    let app_start_delay = script
+        .app_start_delay
+        .as_deref()
+        .map(parse_duration)
+        .transpose()?;
+    if let Some(digits) = &script.digits {
+        CallScript::parse_digits(digits).map_err(|e| format!("--script digits: {}", e.0))?;
+    }
+    let numbers = args.number.clone();
+    if numbers.is_empty() {
+        return Err("--number needs at least one number".into());
+    }
+    let account = args.account.clone();
+    let digits = script.digits.clone();
+    let build = move |n: u64| {
+        let number = &numbers[(n as usize) % numbers.len()];
+        let mut call = CallScript::new(number)
+            .account(account.as_deref())
+            .media_time(media_time)
+            .lean();
+        if let Some(digits) = &digits {
+            if let Ok(with_digits) = call.clone().dtmf(digits) {
+                call = with_digits;
+            }
+        }
+        if let Some(after) = hangup_after {
+            call = call.hangup_after(after);
+        }
+        if let Some(delay) = answer_delay {
+            call = call.app_duration("answer", delay);
+        }
+        if let Some(delay) = app_start_delay {
+            call = call.app_start_delay(delay);
+        }
+        call
+    };
+    let pace = match (args.rate, args.concurrency) {
+        (Some(rate), _) if rate > 0.0 => Pace::Rate(rate),
+        (_, Some(c)) if c > 0 => Pace::Concurrency(c),
+        _ => Pace::Concurrency(100),
+    };
+    let options = LoadOptions {
+        target: args.target.unwrap_or(config.esl_listen),
+        pace,
+        duration: parse_duration(&args.duration)?,
+        script: std::sync::Arc::new(build),
+        expected_cause: args.expected_cause.clone(),
+        max_in_flight: args.max_in_flight,
+    };
+    eprintln!(
+        "loadgen: {:?} against {} for {:?}",
+        options.pace, options.target, options.duration
+    );
+    let report = crate::loadgen::run(options).await;
+    println!("{report}");
+    Ok(if report.failed() == 0 && report.completed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -215,6 +215,12 @@ pub static REGISTRY: LazyLock<BTreeMap<&'static str, ModuleEntry>> = LazyLock::n
     .collect()
 });
 
+/// Builds the registry (compiles every module schema) now instead of on the first call.
+pub fn warm_up() {
+    LazyLock::force(&REGISTRY);
+    LazyLock::force(&metaflow::REGISTRY);
+}
+
 /// Looks a module up by name.
 pub fn get(name: &str) -> Option<&'static ModuleEntry> {
     REGISTRY.get(name)
