@@ -72,42 +72,18 @@ impl PatternChunk {
     }
 }
 
+/// Patterns that share one literal prefix, in `RegexSet` chunks.
 #[derive(Default)]
-struct AccountRoutes {
-    numbers: HashMap<Box<str>, Arc<str>>,
+struct PatternGroup {
     chunks: Vec<PatternChunk>,
-    /// pattern source -> callflow id, for uniqueness checks and removal.
-    pattern_owner: HashMap<String, Arc<str>>,
-    /// callflow id -> what it registered, so an update can remove the old entries.
-    by_callflow: HashMap<Arc<str>, (Vec<String>, Vec<String>)>,
 }
 
-impl AccountRoutes {
+impl PatternGroup {
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
     fn remove_callflow(&mut self, id: &str) {
-        let Some((numbers, patterns)) = self.by_callflow.remove(id) else {
-            return;
-        };
-        for number in numbers {
-            if self
-                .numbers
-                .get(number.as_str())
-                .is_some_and(|owner| &**owner == id)
-            {
-                self.numbers.remove(number.as_str());
-            }
-        }
-        if patterns.is_empty() {
-            return;
-        }
-        for pattern in &patterns {
-            if self
-                .pattern_owner
-                .get(pattern)
-                .is_some_and(|owner| &**owner == id)
-            {
-                self.pattern_owner.remove(pattern);
-            }
-        }
         let chunks = std::mem::take(&mut self.chunks);
         for chunk in chunks {
             let before = chunk.entries.len();
@@ -130,23 +106,7 @@ impl AccountRoutes {
         }
     }
 
-    fn add_callflow(&mut self, id: Arc<str>, numbers: Vec<String>, patterns: Vec<String>) {
-        for number in &numbers {
-            self.numbers
-                .insert(number.clone().into_boxed_str(), id.clone());
-        }
-        let mut fresh = Vec::new();
-        for source in &patterns {
-            // Invalid regexes are rejected by the API; Kazoo drops them at lookup, so do we.
-            if let Ok(regex) = Regex::new(source) {
-                self.pattern_owner.insert(source.clone(), id.clone());
-                fresh.push(PatternEntry {
-                    source: source.clone(),
-                    regex,
-                    callflow_id: id.clone(),
-                });
-            }
-        }
+    fn add(&mut self, mut fresh: Vec<PatternEntry>) {
         while !fresh.is_empty() {
             let last_has_room = self
                 .chunks
@@ -163,6 +123,120 @@ impl AccountRoutes {
             let take = room.min(fresh.len());
             entries.extend(fresh.drain(..take));
             self.chunks.push(PatternChunk::rebuild(entries));
+        }
+    }
+}
+
+/// Longest literal prefix kept for bucketing (bytes).
+const MAX_PREFIX: usize = 16;
+
+/// The literal text every match of an anchored pattern starts with (`^\*3(\d+)$` -> `*3`), so a
+/// lookup only runs the patterns whose prefix the dialled number has. Unanchored, multi-line,
+/// case-insensitive or alternated patterns give `""` (always tried).
+pub fn anchored_prefix(source: &str) -> String {
+    use regex_syntax::hir::{HirKind, Look};
+    let Ok(hir) = regex_syntax::Parser::new().parse(source) else {
+        return String::new();
+    };
+    let HirKind::Concat(parts) = hir.kind() else {
+        return String::new();
+    };
+    let mut parts = parts.iter();
+    if !matches!(
+        parts.next().map(|h| h.kind()),
+        Some(HirKind::Look(Look::Start))
+    ) {
+        return String::new();
+    }
+    let mut prefix: Vec<u8> = Vec::new();
+    for part in parts {
+        match part.kind() {
+            HirKind::Literal(literal) => prefix.extend_from_slice(&literal.0),
+            _ => break,
+        }
+    }
+    prefix.truncate(MAX_PREFIX);
+    // Never cut a multi-byte character in half.
+    while !prefix.is_empty() && std::str::from_utf8(&prefix).is_err() {
+        prefix.pop();
+    }
+    String::from_utf8(prefix).unwrap_or_default()
+}
+
+#[derive(Default)]
+struct AccountRoutes {
+    numbers: HashMap<Box<str>, Arc<str>>,
+    /// Patterns bucketed by their anchored literal prefix (`""`: tried for every number).
+    patterns: HashMap<String, PatternGroup>,
+    /// The longest prefix in `patterns` (bounds the prefixes a lookup tries).
+    longest_prefix: usize,
+    /// pattern source -> callflow id, for uniqueness checks and removal.
+    pattern_owner: HashMap<String, Arc<str>>,
+    /// callflow id -> what it registered, so an update can remove the old entries.
+    by_callflow: HashMap<Arc<str>, (Vec<String>, Vec<String>)>,
+}
+
+impl AccountRoutes {
+    fn remove_callflow(&mut self, id: &str) {
+        let Some((numbers, patterns)) = self.by_callflow.remove(id) else {
+            return;
+        };
+        for number in numbers {
+            if self
+                .numbers
+                .get(number.as_str())
+                .is_some_and(|owner| &**owner == id)
+            {
+                self.numbers.remove(number.as_str());
+            }
+        }
+        let mut buckets: Vec<String> = Vec::new();
+        for pattern in &patterns {
+            if self
+                .pattern_owner
+                .get(pattern)
+                .is_some_and(|owner| &**owner == id)
+            {
+                self.pattern_owner.remove(pattern);
+            }
+            let prefix = anchored_prefix(pattern);
+            if !buckets.contains(&prefix) {
+                buckets.push(prefix);
+            }
+        }
+        for prefix in buckets {
+            if let Some(group) = self.patterns.get_mut(&prefix) {
+                group.remove_callflow(id);
+                if group.is_empty() {
+                    self.patterns.remove(&prefix);
+                }
+            }
+        }
+    }
+
+    fn add_callflow(&mut self, id: Arc<str>, numbers: Vec<String>, patterns: Vec<String>) {
+        for number in &numbers {
+            self.numbers
+                .insert(number.clone().into_boxed_str(), id.clone());
+        }
+        let mut fresh: HashMap<String, Vec<PatternEntry>> = HashMap::new();
+        for source in &patterns {
+            // Invalid regexes are rejected by the API; Kazoo drops them at lookup, so do we.
+            if let Ok(regex) = Regex::new(source) {
+                self.pattern_owner.insert(source.clone(), id.clone());
+                fresh
+                    .entry(anchored_prefix(source))
+                    .or_default()
+                    .push(PatternEntry {
+                        source: source.clone(),
+                        regex,
+                        callflow_id: id.clone(),
+                    });
+            }
+        }
+        for (prefix, entries) in fresh {
+            self.longest_prefix = self.longest_prefix.max(prefix.len());
+            self.patterns.entry(prefix).or_default().add(entries);
         }
         self.by_callflow.insert(id, (numbers, patterns));
     }
@@ -194,7 +268,10 @@ impl AccountRoutes {
 
     fn lookup_pattern(&self, number: &str) -> Option<RouteMatch> {
         let mut best: Option<(usize, &PatternEntry, regex::Captures<'_>)> = None;
-        for chunk in &self.chunks {
+        let prefixes = (0..=self.longest_prefix.min(number.len()))
+            .filter(|k| number.is_char_boundary(*k))
+            .filter_map(|k| self.patterns.get(&number[..k]));
+        for chunk in prefixes.flat_map(|group| group.chunks.iter()) {
             if chunk.set.is_empty() {
                 continue;
             }
@@ -414,6 +491,29 @@ mod tests {
         index.remove_callflow("a", "cf");
         assert!(index.lookup("a", "2000").is_none());
         assert_eq!(index.counts("a"), (0, 0));
+    }
+
+    #[test]
+    fn literal_prefixes_bucket_anchored_patterns_only() {
+        assert_eq!(anchored_prefix("^\\*3([0-9]+)$"), "*3");
+        assert_eq!(anchored_prefix("^\\+1415(\\d{7})$"), "+1415");
+        assert_eq!(anchored_prefix("^(\\d+)$"), "");
+        assert_eq!(anchored_prefix("2\\d\\d"), "", "unanchored");
+        assert_eq!(anchored_prefix("^12|34"), "", "top-level alternation");
+        assert_eq!(anchored_prefix("(?i)^ab"), "", "case-insensitive");
+        assert_eq!(anchored_prefix("(?m)^12"), "", "multi-line");
+        assert_eq!(anchored_prefix("^12345678901234567890"), "1234567890123456");
+        assert_eq!(anchored_prefix("^é"), "é");
+        // Routing still finds bucketed and unbucketed patterns together.
+        let index = RoutingIndex::new();
+        index.set_callflow("a", "star", vec![], s(&["^\\*3(\\d+)$"]));
+        index.set_callflow("a", "any", vec![], s(&["^(\\*\\d)"]));
+        let m = index.lookup("a", "*3101").unwrap();
+        assert_eq!(&*m.callflow_id, "star");
+        assert_eq!(m.capture_group.as_deref(), Some("101"));
+        assert_eq!(&*index.lookup("a", "*45").unwrap().callflow_id, "any");
+        index.remove_callflow("a", "star");
+        assert_eq!(&*index.lookup("a", "*3101").unwrap().callflow_id, "any");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! One outbound ESL connection from FreeSWITCH's `socket` app, from `connect` to close.
 //!
 //! Set-up: `connect` (keeps the channel data), `myevents` (this channel's events only), a finite
-//! `linger` (so CHANNEL_HANGUP_COMPLETE still reaches us after a hangup) and `resume` (if we crash
-//! or give up, the call goes back to the dialplan's next action: the operator's fallback).
+//! `linger` (so CHANNEL_HANGUP_COMPLETE still reaches us after a hangup), `resume` (if we crash
+//! or give up, the call goes back to the dialplan's next action: the operator's fallback), and
+//! `nixevent` of the myevents types the engine never reads (less for FreeSWITCH to serialise).
 //! Then: pick the account, route the dialled number, run the flow, and finish the channel the
 //! way the flow ended. The socket is closed after CHANNEL_HANGUP_COMPLETE.
 
@@ -138,8 +139,20 @@ async fn setup(
         .await
         .map_err(|e| format!("linger: {e}"))?;
     client.resume().await.map_err(|e| format!("resume: {e}"))?;
+    // myevents subscribes to ~20 event types, most carrying every channel variable (~6 KB each).
+    // The engine reads only a few; dropping the rest halves what FreeSWITCH serialises and what
+    // we parse per call. Not fatal: without `full` control the switch refuses it.
+    if let Err(error) = client.nixevent_raw(UNUSED_EVENTS).await {
+        tracing::debug!(%error, "nixevent refused; receiving all of myevents");
+    }
     Ok(channel)
 }
+
+/// myevents types the engine never reads (it needs CHANNEL_EXECUTE_COMPLETE, CHANNEL_ANSWER,
+/// CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE, CHANNEL_BRIDGE, CHANNEL_UNBRIDGE, CHANNEL_DATA, DTMF).
+pub const UNUSED_EVENTS: &str = "CHANNEL_EXECUTE CHANNEL_STATE CHANNEL_PARK CHANNEL_UNPARK \
+CHANNEL_CREATE CHANNEL_DESTROY CHANNEL_ORIGINATE CHANNEL_OUTGOING CHANNEL_UUID \
+CHANNEL_APPLICATION CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA DETECTED_SPEECH TALK NOTALK";
 
 /// Picks the account and the callflow, then runs it.
 async fn drive(call: &mut Call) -> SessionEnd {

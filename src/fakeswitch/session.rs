@@ -196,6 +196,8 @@ pub struct Session {
     myevents: bool,
     fmt: Format,
     extra_events: HashSet<String>,
+    /// Types removed with `nixevent` (FreeSWITCH clears the listener's bit, whoever set it).
+    nixed: HashSet<String>,
     all_events: bool,
     filters: Vec<(String, String)>,
     logging: bool,
@@ -247,6 +249,7 @@ impl Session {
             myevents: false,
             fmt: Format::Plain,
             extra_events: HashSet::new(),
+            nixed: HashSet::new(),
             all_events: false,
             filters: Vec::new(),
             logging: false,
@@ -344,9 +347,10 @@ impl Session {
     }
 
     fn wanted(&self, name: &str) -> bool {
-        self.all_events
+        (self.all_events
             || (self.myevents && MYEVENTS.contains(&name))
-            || self.extra_events.contains(name)
+            || self.extra_events.contains(name))
+            && !self.nixed.contains(name)
     }
 
     fn passes_filters(&self, body: &str) -> bool {
@@ -815,6 +819,7 @@ impl Session {
                         self.extra_events.clear();
                     } else {
                         self.extra_events.remove(&n);
+                        self.nixed.insert(n);
                     }
                 }
                 self.reply(now, idx, "+OK events nixed");
@@ -903,7 +908,9 @@ impl Session {
             keys += 1;
             if w.eq_ignore_ascii_case("ALL") {
                 self.all_events = true;
+                self.nixed.clear();
             } else {
+                self.nixed.remove(w);
                 self.extra_events.insert(w.to_string());
             }
         }
