@@ -73,6 +73,8 @@ pub struct Config {
     pub default_account: Option<String>,
     /// `linger` asked of FreeSWITCH.
     pub linger: Duration,
+    /// On shutdown, how long calls in flight may go on before being handed back to the dialplan.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -93,6 +95,7 @@ impl Default for Config {
             call_deadline: engine.call_deadline,
             default_account: engine.default_account,
             linger: engine.linger,
+            shutdown_grace: engine.shutdown_grace,
         }
     }
 }
@@ -117,6 +120,7 @@ impl Config {
             command_timeout: self.command_timeout,
             call_deadline: self.call_deadline,
             linger: self.linger,
+            shutdown_grace: self.shutdown_grace,
             default_account: self.default_account.clone(),
             ..EngineConfig::default()
         }
@@ -185,6 +189,11 @@ impl Config {
         if let Some(v) = pick_duration("call_deadline", &args.call_deadline, &file.call_deadline)? {
             config.call_deadline = v;
         }
+        if let Some(v) =
+            pick_duration("shutdown_grace", &args.shutdown_grace, &file.shutdown_grace)?
+        {
+            config.shutdown_grace = v;
+        }
         if let Some(v) = pick_duration("linger", &args.linger, &file.linger)? {
             config.linger = v;
         }
@@ -252,6 +261,10 @@ pub struct ConfigArgs {
     /// `linger` asked of FreeSWITCH after a hangup [default: 10s].
     #[arg(long, env = "CALLFLOWD_LINGER", global = true)]
     pub linger: Option<String>,
+    /// On SIGTERM, how long calls in flight may go on before they are handed back to the
+    /// dialplan [default: 30s].
+    #[arg(long, env = "CALLFLOWD_SHUTDOWN_GRACE", global = true)]
+    pub shutdown_grace: Option<String>,
 }
 
 /// A duration in the TOML file: an integer number of seconds or a string like `"15s"`.
@@ -292,6 +305,7 @@ pub struct FileConfig {
     call_deadline: Option<DurationValue>,
     default_account: Option<String>,
     linger: Option<DurationValue>,
+    shutdown_grace: Option<DurationValue>,
 }
 
 impl FileConfig {

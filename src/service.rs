@@ -20,8 +20,9 @@ pub const INITIAL_ACCOUNT: &str = "admin";
 /// Realm of the account created on first start.
 pub const INITIAL_REALM: &str = "callflowd.local";
 
-/// How long shutdown waits for calls in flight before flushing and exiting anyway.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Extra time, after the engine's `shutdown_grace`, for handing the remaining calls back to the
+/// dialplan before the store is flushed and the process exits anyway.
+pub const SHUTDOWN_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why the service could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -170,11 +171,11 @@ impl RunningService {
     pub async fn shutdown(self) -> Result<(), ServiceError> {
         let _ = self.shutdown_tx.send(true);
         let api_result = self.api_task.await;
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.esl_task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("calls still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
+        // The listener lets calls finish for `shutdown_grace`, then hands the rest back to the
+        // dialplan; the extra margin covers the hand-back itself.
+        let limit = self.engine.config.shutdown_grace + SHUTDOWN_MARGIN;
+        if tokio::time::timeout(limit, self.esl_task).await.is_err() {
+            tracing::warn!("ESL listener did not stop within {limit:?}; stopping anyway");
         }
         self.store.flush().await?;
         match api_result {

@@ -38,6 +38,9 @@ pub enum CallEnded {
     Refused(String),
     /// A metaflow transferred the call out of our control.
     Transferred,
+    /// The service is shutting down and the grace period ran out: the call goes back to the
+    /// dialplan (`resume` was sent at set-up; closing the socket hands it over).
+    HandedBack,
 }
 
 impl fmt::Display for CallEnded {
@@ -49,6 +52,7 @@ impl fmt::Display for CallEnded {
             CallEnded::Deadline => write!(f, "call deadline reached"),
             CallEnded::Refused(reply) => write!(f, "switch refused the command: {reply}"),
             CallEnded::Transferred => write!(f, "call transferred away"),
+            CallEnded::HandedBack => write!(f, "handed back to the dialplan (shutdown)"),
         }
     }
 }
@@ -158,6 +162,7 @@ pub struct Call {
     transferred: bool,
     unhold_key: Option<char>,
     unhold_pressed: bool,
+    handback: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Call {
@@ -176,6 +181,7 @@ impl Call {
         let answered = channel.header("Answer-State") == Some("answered");
         let started = Instant::now();
         let deadline = started + ctx.config.call_deadline;
+        let handback = ctx.handback.subscribe();
         Call {
             client,
             events,
@@ -204,6 +210,7 @@ impl Call {
             transferred: false,
             unhold_key: None,
             unhold_pressed: false,
+            handback,
         }
     }
 
@@ -347,6 +354,9 @@ impl Call {
     pub fn ended(&self) -> Option<CallEnded> {
         if self.transferred {
             return Some(CallEnded::Transferred);
+        }
+        if *self.handback.borrow() {
+            return Some(CallEnded::HandedBack);
         }
         if let Some(cause) = &self.hangup_cause {
             return Some(CallEnded::HungUp(cause.clone()));
@@ -603,7 +613,10 @@ impl Call {
                 Some(code_due) if code_due < deadline => code_due,
                 _ => deadline,
             };
-            let next = tokio::time::timeout_at(wake.into(), self.events.recv()).await;
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(wake.into(), self.events.recv()) => next,
+                _ = self.handback.wait_for(|back| *back) => return Err(CallEnded::HandedBack),
+            };
             let Ok(next) = next else {
                 if wake < deadline {
                     continue;
@@ -680,6 +693,7 @@ impl Call {
     /// stalls; a hangup or socket loss abandons `work`.
     pub async fn race<F: std::future::Future>(&mut self, work: F) -> Result<F::Output, CallEnded> {
         tokio::pin!(work);
+        let mut handback = self.handback.clone();
         loop {
             self.run_due_metaflows().await;
             if let Some(ended) = self.ended() {
@@ -696,6 +710,7 @@ impl Call {
                         self.observe(&event);
                     }
                 }
+                _ = handback.wait_for(|back| *back) => return Err(CallEnded::HandedBack),
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     if Instant::now() >= self.deadline {
                         return Err(CallEnded::Deadline);

@@ -8,6 +8,7 @@ use crate::engine::EngineContext;
 use crate::engine::session::{SessionOptions, run_session};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -55,9 +56,32 @@ pub async fn serve(
             }
         }
     }
+    drop(listener);
+    let grace = ctx.config.shutdown_grace;
     tracing::info!(
         in_flight = calls.len(),
-        "ESL listener stopped accepting; waiting for calls in flight"
+        ?grace,
+        "ESL listener stopped accepting; letting calls in flight finish"
     );
-    while calls.join_next().await.is_some() {}
+    let finished =
+        tokio::time::timeout(grace, async { while calls.join_next().await.is_some() {} }).await;
+    if finished.is_err() {
+        tracing::warn!(
+            remaining = calls.len(),
+            "grace period over: handing the remaining calls back to the dialplan"
+        );
+        let _ = ctx.handback.send(true);
+        // Sessions close their sockets at once; do not wait forever on a stuck peer.
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            while calls.join_next().await.is_some() {}
+        })
+        .await;
+        if closed.is_err() {
+            tracing::error!(
+                remaining = calls.len(),
+                "sessions did not close; aborting them"
+            );
+            calls.abort_all();
+        }
+    }
 }

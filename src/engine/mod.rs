@@ -42,6 +42,9 @@ pub struct EngineConfig {
     pub default_account: Option<String>,
     /// Longest wait for the `connect` reply and the set-up commands.
     pub setup_timeout: Duration,
+    /// On shutdown, how long calls in flight may go on before they are handed back to the
+    /// dialplan.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +59,7 @@ impl Default for EngineConfig {
             linger: Duration::from_secs(10),
             default_account: None,
             setup_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -176,6 +180,9 @@ pub struct EngineContext {
     pub http: reqwest::Client,
     /// Bounds webhooks in flight so a dead receiver cannot pile up tasks.
     pub webhook_slots: Arc<tokio::sync::Semaphore>,
+    /// Flipped when the shutdown grace period ends: every call still held goes back to the
+    /// dialplan.
+    pub handback: tokio::sync::watch::Sender<bool>,
 }
 
 impl EngineContext {
@@ -196,6 +203,7 @@ impl EngineContext {
             stats: EngineStats::default(),
             http,
             webhook_slots: Arc::new(tokio::sync::Semaphore::new(WEBHOOKS_IN_FLIGHT)),
+            handback: tokio::sync::watch::Sender::new(false),
         })
     }
 }

@@ -360,6 +360,10 @@ async fn finish(call: &mut Call, end: &SessionEnd) {
         }
         SessionEnd::Flow(FlowEnd::Released)
         | SessionEnd::Flow(FlowEnd::Ended(CallEnded::Transferred)) => {}
+        SessionEnd::Flow(FlowEnd::Ended(CallEnded::HandedBack)) => {
+            // `resume` was sent at set-up: closing the socket continues the dialplan.
+            tracing::warn!("shutting down: handing the call back to the dialplan");
+        }
         SessionEnd::Flow(FlowEnd::Ended(CallEnded::HungUp(_))) => {
             call.wait_hangup_complete(linger).await;
         }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Memory per held call: N calls parked at once (answer, then park: valet_park holds the channel
+# until the caller hangs up). Reports the server's RSS idle and at the plateau.
+# Usage: bench/hold.sh [calls] [hold seconds]
+source "$(dirname "$0")/lib.sh"
+CALLS="${1:-20000}"
+HOLD="${2:-60}"
+build
+start_server
+machine
+create_callflow '{"name":"hold","numbers":["2000"],"flow":{"module":"answer","data":{},"children":{"_":{"module":"park","data":{"action":"park"},"children":{}}}}}' >/dev/null
+# One request first so lazy state (schemas, pools) is counted in the idle figure.
+"$BIN" loadgen --target "127.0.0.1:$ESL_PORT" --concurrency 1 --duration 1s --number 2000 \
+  --account "$ACCOUNT_ID" --script '{"hangup_after":"200ms"}' --log-level warn >/dev/null 2>&1 || true
+sleep 2
+IDLE=$(rss_kb "$SERVER_PID")
+echo "idle RSS: $IDLE KB"
+"$BIN" loadgen --target "127.0.0.1:$ESL_PORT" --concurrency "$CALLS" --duration "${HOLD}s" \
+  --number 2000 --account "$ACCOUNT_ID" --script "{\"hangup_after\":\"${HOLD}s\"}" \
+  --max-in-flight "$CALLS" --log-level warn >"$BENCH_TMP/loadgen.out" 2>&1 &
+LOADGEN=$!
+PEAK=0
+for _ in $(seq 1 "$HOLD"); do
+  sleep 1
+  R=$(rss_kb "$SERVER_PID"); [ "$R" -gt "$PEAK" ] && PEAK=$R
+  ACTIVE=$(curl -s "$API/metrics" | awk '/^callflowd_active_calls/ {print $2}')
+  echo "t=$SECONDS active=${ACTIVE:-?} rss=${R} KB"
+  [ "${ACTIVE%.*}" -ge "$CALLS" ] 2>/dev/null && { sleep 3; PEAK=$(rss_kb "$SERVER_PID"); break; }
+done
+echo "calls held: $CALLS  idle RSS: $IDLE KB  plateau RSS: $PEAK KB  per call: $(( (PEAK - IDLE) / CALLS )) KB"
+kill "$LOADGEN" 2>/dev/null || true
+wait "$LOADGEN" 2>/dev/null || true
