@@ -325,7 +325,9 @@ mod tests {
             wanted(&fields),
             Some(("2001".to_string(), "acme.example".to_string()))
         );
-        let fields = parse_query("section=directory&tag_name=domain&key_name=name&key_value=acme.example&purpose=gateways");
+        let fields = parse_query(
+            "section=directory&tag_name=domain&key_name=name&key_value=acme.example&purpose=gateways",
+        );
         assert_eq!(wanted(&fields), None);
         let fields = parse_query("section=dialplan&user=1&domain=x");
         assert_eq!(wanted(&fields), None);

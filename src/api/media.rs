@@ -118,7 +118,12 @@ async fn download(
     let bytes = match tokio::fs::read(&path).await {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ApiError::NotFound(id)),
-        Err(e) => return Err(ApiError::Internal(format!("reading {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(ApiError::Internal(format!(
+                "reading {}: {e}",
+                path.display()
+            )));
+        }
     };
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
@@ -138,7 +143,9 @@ pub fn routes() -> Vec<RouteSpec> {
     let path = "/v2/accounts/{account_id}/media/{id}/raw";
     vec![
         RouteSpec::new(Verb::Put, path, "upload_media_raw", upload)
-            .summary("Upload a media document's audio (audio/wav, audio/x-wav, audio/mpeg, audio/mp3)")
+            .summary(
+                "Upload a media document's audio (audio/wav, audio/x-wav, audio/mpeg, audio/mp3)",
+            )
             .tag("media")
             .auth()
             .raw_request(UPLOAD_TYPES, json!({"type": "string", "format": "binary"}))

@@ -77,10 +77,7 @@ fn unique_error(duplicate: &Duplicate, errors: &mut FieldErrors) {
     let mut detail = json!({"message": "SIP credentials already in use", "cause": username});
     if !duplicate.other_account && !duplicate.owner_id.is_empty() {
         if let Some(object) = detail.as_object_mut() {
-            object.insert(
-                "value".into(),
-                Value::String(duplicate.owner_id.clone()),
-            );
+            object.insert("value".into(), Value::String(duplicate.owner_id.clone()));
         }
     }
     errors.add(KIND_SIP_USERNAME, "unique", detail);

@@ -148,10 +148,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .parent()
         .ok_or_else(|| std::io::Error::other("media path has no directory"))?;
     std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("media");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("media");
     let temp = dir.join(format!(".{name}.{}.tmp", crate::util::random_hex(6)));
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;

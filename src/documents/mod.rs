@@ -100,22 +100,28 @@ pub struct PrivateFields {
     /// passwords): takes write-only fields out of the request's public fields and returns
     /// pending private state. Arguments: the request's fields, the current public fields for a
     /// PATCH (the request is then only the changes), the document id.
-    pub extract: fn(
-        &mut Map<String, Value>,
-        Option<&Map<String, Value>>,
-        &str,
-    ) -> Result<Map<String, Value>, FieldErrors>,
+    pub extract: ExtractFn,
     /// Runs under the lock after validation: the private fields to store, from the pending state,
     /// the validated public fields and the current document. A `null` value removes a key.
-    pub finish: fn(
-        Map<String, Value>,
-        &Map<String, Value>,
-        Option<&StoredDoc>,
-    ) -> Result<Map<String, Value>, FieldErrors>,
+    pub finish: FinishFn,
     /// Runs after a DELETE with the data directory, account id and document id: removes files
     /// the document owned (a media file).
     pub on_delete: Option<fn(&std::path::Path, &str, &str)>,
 }
+
+/// [`PrivateFields::extract`]: (request fields, PATCH base, id) -> pending private state.
+pub type ExtractFn = fn(
+    &mut Map<String, Value>,
+    Option<&Map<String, Value>>,
+    &str,
+) -> Result<Map<String, Value>, FieldErrors>;
+
+/// [`PrivateFields::finish`]: (pending, validated public fields, current doc) -> private fields.
+pub type FinishFn = fn(
+    Map<String, Value>,
+    &Map<String, Value>,
+    Option<&StoredDoc>,
+) -> Result<Map<String, Value>, FieldErrors>;
 
 /// No uniqueness keys.
 pub fn no_unique_keys(_doc: &Map<String, Value>, _ctx: &KeyContext) -> Vec<UniqueKey> {

@@ -234,9 +234,7 @@ mod tests {
 
     fn check(c: &Collection, v: Value) -> Result<Map<String, Value>, Value> {
         let mut doc = v.as_object().cloned().unwrap();
-        (c.validate)(&mut doc)
-            .map(|_| doc)
-            .map_err(|e| e.to_json())
+        (c.validate)(&mut doc).map(|_| doc).map_err(|e| e.to_json())
     }
 
     #[test]
@@ -264,7 +262,10 @@ mod tests {
         assert!(errors["hunt_allow"]["pattern"].is_object(), "{errors}");
         let errors =
             check(&LISTS, json!({"name": "l", "entries": [{"pattern": "(["}]})).unwrap_err();
-        assert!(errors["entries.0.pattern"]["pattern"].is_object(), "{errors}");
+        assert!(
+            errors["entries.0.pattern"]["pattern"].is_object(),
+            "{errors}"
+        );
         let menu = check(&MENUS, json!({"name": "m"})).unwrap();
         assert_eq!(menu["retries"], 3);
         assert_eq!(menu["media"]["invalid_media"], true);

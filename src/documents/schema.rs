@@ -53,10 +53,7 @@ impl CompiledSchema {
         }
         // The validator leaves `metaflows` to validate_metaflows (one rule set, one error shape).
         let mut checked = served.clone();
-        if let Some(props) = checked
-            .get_mut("properties")
-            .and_then(Value::as_object_mut)
-        {
+        if let Some(props) = checked.get_mut("properties").and_then(Value::as_object_mut) {
             if props.contains_key("metaflows") {
                 props.insert("metaflows".into(), json!({}));
             }
@@ -87,7 +84,9 @@ impl CompiledSchema {
                     crate::modules::push_schema_error(&error, "", &mut errors);
                 }
             }
-            Err(message) => errors.add_message("", "error", format!("schema unavailable: {message}")),
+            Err(message) => {
+                errors.add_message("", "error", format!("schema unavailable: {message}"))
+            }
         }
         let Value::Object(restored) = instance else {
             return Err(errors);
@@ -219,6 +218,9 @@ mod tests {
             .cloned()
             .unwrap();
         let errors = schema.validate(&mut doc, no_extra).unwrap_err().to_json();
-        assert!(errors["metaflows.binding_digit"]["enum"].is_object(), "{errors}");
+        assert!(
+            errors["metaflows.binding_digit"]["enum"].is_object(),
+            "{errors}"
+        );
     }
 }

@@ -194,8 +194,7 @@ mod tests {
         let mut fields = map(json!({"first_name": "A", "username": "Alice", "password": "s3cret"}));
         let pending = extract(&mut fields, None, "u1").unwrap();
         assert!(fields.get("password").is_none());
-        let login: UserCredential =
-            serde_json::from_value(pending[LOGIN_FIELD].clone()).unwrap();
+        let login: UserCredential = serde_json::from_value(pending[LOGIN_FIELD].clone()).unwrap();
         assert!(login.verify(DigestMethod::Md5, &md5_credentials("alice", "s3cret")));
         let stored = finish(pending, &fields, None).unwrap();
         assert!(stored.contains_key(LOGIN_FIELD));
@@ -211,13 +210,22 @@ mod tests {
             body,
         };
         // Unchanged username: the login stays.
-        let kept = finish(Map::new(), &map(json!({"username": "Alice"})), Some(&current)).unwrap();
+        let kept = finish(
+            Map::new(),
+            &map(json!({"username": "Alice"})),
+            Some(&current),
+        )
+        .unwrap();
         assert!(kept.contains_key(LOGIN_FIELD));
         // Renamed without a password: refused.
         let err = finish(Map::new(), &map(json!({"username": "bob"})), Some(&current)).unwrap_err();
         assert!(err.to_json()["password"]["required"].is_object());
         // Username removed: the login goes.
-        assert!(finish(Map::new(), &Map::new(), Some(&current)).unwrap().is_empty());
+        assert!(
+            finish(Map::new(), &Map::new(), Some(&current))
+                .unwrap()
+                .is_empty()
+        );
         // PATCH with only a password: hashed with the stored username.
         let mut changes = map(json!({"password": "new"}));
         let base = map(json!({"username": "alice"}));
@@ -225,8 +233,13 @@ mod tests {
         assert_eq!(pending[LOGIN_FIELD]["username"], "alice");
         // A password without any username is refused.
         let mut fields = map(json!({"password": "pw"}));
-        assert!(extract(&mut fields, None, "u1").unwrap_err().to_json()["username"]["required"].is_object());
+        assert!(
+            extract(&mut fields, None, "u1").unwrap_err().to_json()["username"]["required"]
+                .is_object()
+        );
         let mut fields = map(json!({"username": "a", "password": 5}));
-        assert!(extract(&mut fields, None, "u1").unwrap_err().to_json()["password"]["type"].is_object());
+        assert!(
+            extract(&mut fields, None, "u1").unwrap_err().to_json()["password"]["type"].is_object()
+        );
     }
 }

@@ -265,7 +265,11 @@ impl SledStore {
                         } else {
                             None
                         },
-                        owner_id: if same_account { owner_id } else { String::new() },
+                        owner_id: if same_account {
+                            owner_id
+                        } else {
+                            String::new()
+                        },
                         other_account: !same_account,
                     });
                 }
