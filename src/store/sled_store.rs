@@ -900,6 +900,105 @@ mod tests {
         assert_eq!(page.next.as_deref(), Some("three"));
     }
 
+    fn keyed<'a>(
+        account: &'a str,
+        id: &'a str,
+        op: WriteOp,
+        key: UniqueKey,
+        private: Map<String, Value>,
+    ) -> DocWrite<'a> {
+        DocWrite {
+            account_id: account,
+            collection: "devices",
+            pvt_type: "device",
+            id,
+            op,
+            if_match: None,
+            request_id: "r",
+            mutate: Box::new(move |_| {
+                Ok(Prepared {
+                    public: json!({"name": id}).as_object().cloned().unwrap_or_default(),
+                    unique: vec![key],
+                    private,
+                })
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn global_keys_span_accounts_and_private_fields_stay_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = UniqueKey::global("sip.username", "2001@lab.test");
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let mut private = Map::new();
+            private.insert("pvt_secret".into(), json!("s"));
+            private.insert("not_private".into(), json!("dropped"));
+            let doc = store
+                .write_doc(keyed("acc1", "d1", WriteOp::Create, key.clone(), private))
+                .await
+                .unwrap();
+            assert_eq!(doc.body["pvt_secret"], "s");
+            assert!(doc.body.get("not_private").is_none());
+            assert!(doc.public().get("pvt_secret").is_none());
+            // Another account: refused, without naming the holder.
+            match store
+                .write_doc(keyed(
+                    "acc2",
+                    "d2",
+                    WriteOp::Create,
+                    key.clone(),
+                    Map::new(),
+                ))
+                .await
+            {
+                Err(WriteError::Duplicate(d)) => {
+                    assert!(d[0].other_account);
+                    assert!(d[0].owner_id.is_empty() && d[0].owner_name.is_none());
+                }
+                other => panic!("expected a duplicate, got {other:?}"),
+            }
+            // The holder itself may rewrite it.
+            store
+                .write_doc(keyed(
+                    "acc1",
+                    "d1",
+                    WriteOp::Update,
+                    key.clone(),
+                    Map::new(),
+                ))
+                .await
+                .unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.global_key_owner("devices", &key).unwrap(),
+            Some(("acc1".to_string(), "d1".to_string()))
+        );
+        assert_eq!(
+            store
+                .global_key_owner("devices", &UniqueKey::new("sip.username", "2001@lab.test"))
+                .unwrap(),
+            None,
+            "account-scoped keys are not global"
+        );
+        store
+            .delete_doc("acc1", "devices", "d1", None, "r")
+            .await
+            .unwrap();
+        assert_eq!(store.global_key_owner("devices", &key).unwrap(), None);
+        store
+            .write_doc(keyed(
+                "acc2",
+                "d2",
+                WriteOp::Create,
+                key.clone(),
+                Map::new(),
+            ))
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn stale_if_match_is_refused() {
         let dir = tempfile::tempdir().unwrap();
