@@ -75,6 +75,18 @@ pub struct Config {
     pub linger: Duration,
     /// On shutdown, how long calls in flight may go on before being handed back to the dialplan.
     pub shutdown_grace: Duration,
+    /// Basic-auth user FreeSWITCH's mod_xml_curl sends to `POST /directory` (`gateway-credentials`
+    /// user); the endpoint is off unless both this and the password are set.
+    pub directory_username: Option<String>,
+    /// Basic-auth password for `POST /directory`.
+    pub directory_password: Option<String>,
+    /// Peers allowed to call `POST /directory`.
+    pub directory_allowed_peers: Vec<IpNet>,
+    /// `user_context` the directory gives registered devices: the dialplan context their calls
+    /// run in (`callflowd` for `fs-config/lab/`).
+    pub directory_user_context: String,
+    /// Largest media upload (`PUT .../media/{id}/raw`), 413 beyond.
+    pub media_max_bytes: usize,
 }
 
 impl Default for Config {
@@ -96,6 +108,11 @@ impl Default for Config {
             default_account: engine.default_account,
             linger: engine.linger,
             shutdown_grace: engine.shutdown_grace,
+            directory_username: None,
+            directory_password: None,
+            directory_allowed_peers: vec![IpNet::loopback_v4(), IpNet::loopback_v6()],
+            directory_user_context: "default".to_string(),
+            media_max_bytes: crate::documents::media::DEFAULT_MAX_MEDIA_BYTES,
         }
     }
 }
@@ -200,6 +217,38 @@ impl Config {
         if let Some(v) = args.default_account.clone().or(file.default_account) {
             config.default_account = Some(v).filter(|s| !s.is_empty());
         }
+        if let Some(v) = args.directory_username.clone().or(file.directory_username) {
+            config.directory_username = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = args.directory_password.clone().or(file.directory_password) {
+            config.directory_password = Some(v).filter(|s| !s.is_empty());
+        }
+        let peers = if args.directory_allowed_peers.is_empty() {
+            file.directory_allowed_peers.unwrap_or_default()
+        } else {
+            args.directory_allowed_peers.clone()
+        };
+        if !peers.is_empty() {
+            config.directory_allowed_peers = peers
+                .iter()
+                .map(|p| {
+                    p.parse::<IpNet>().map_err(|message| ConfigError::Value {
+                        key: "directory_allowed_peers",
+                        message,
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = args
+            .directory_user_context
+            .clone()
+            .or(file.directory_user_context)
+        {
+            config.directory_user_context = v;
+        }
+        if let Some(v) = args.media_max_bytes.or(file.media_max_bytes) {
+            config.media_max_bytes = v;
+        }
         if config.token_lifetime.is_zero() {
             return Err(ConfigError::Value {
                 key: "token_lifetime",
@@ -265,6 +314,26 @@ pub struct ConfigArgs {
     /// dialplan [default: 30s].
     #[arg(long, env = "CALLFLOWD_SHUTDOWN_GRACE", global = true)]
     pub shutdown_grace: Option<String>,
+    /// Basic-auth user for FreeSWITCH's mod_xml_curl on `POST /directory` [default: none = off].
+    #[arg(long, env = "CALLFLOWD_DIRECTORY_USERNAME", global = true)]
+    pub directory_username: Option<String>,
+    /// Basic-auth password for `POST /directory` (prefer the env variable or the TOML file).
+    #[arg(long, env = "CALLFLOWD_DIRECTORY_PASSWORD", global = true)]
+    pub directory_password: Option<String>,
+    /// Peers allowed on `POST /directory`, comma-separated CIDRs [default: 127.0.0.0/8,::1/128].
+    #[arg(
+        long,
+        env = "CALLFLOWD_DIRECTORY_ALLOWED_PEERS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub directory_allowed_peers: Vec<String>,
+    /// Dialplan context of registered devices' calls (`user_context`) [default: default].
+    #[arg(long, env = "CALLFLOWD_DIRECTORY_USER_CONTEXT", global = true)]
+    pub directory_user_context: Option<String>,
+    /// Largest media upload in bytes [default: 10485760].
+    #[arg(long, env = "CALLFLOWD_MEDIA_MAX_BYTES", global = true)]
+    pub media_max_bytes: Option<usize>,
 }
 
 /// A duration in the TOML file: an integer number of seconds or a string like `"15s"`.
@@ -306,6 +375,11 @@ pub struct FileConfig {
     default_account: Option<String>,
     linger: Option<DurationValue>,
     shutdown_grace: Option<DurationValue>,
+    directory_username: Option<String>,
+    directory_password: Option<String>,
+    directory_allowed_peers: Option<Vec<String>>,
+    directory_user_context: Option<String>,
+    media_max_bytes: Option<usize>,
 }
 
 impl FileConfig {

@@ -134,13 +134,25 @@ async fn delete(
         write_ctx(&ctx),
     )
     .await?;
+    if let Some(on_delete) = collection.private.and_then(|p| p.on_delete) {
+        on_delete(&state.settings.data_dir, &account_id, &id);
+    }
     Ok(Reply::ok(documents::deleted_view(&doc)).revision(doc.revision()))
 }
 
-/// The routes of one collection.
+/// The routes of one collection, under its name and each alias.
 pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
+    let mut routes = routes_at(collection, collection.name, false);
+    for alias in collection.aliases {
+        routes.extend(routes_at(collection, alias, true));
+    }
+    routes
+}
+
+/// The six routes of `collection` under `/v2/accounts/{account_id}/<segment>`.
+fn routes_at(collection: &'static Collection, segment: &str, alias: bool) -> Vec<RouteSpec> {
     let c = collection;
-    let base = format!("/v2/accounts/{{account_id}}/{}", c.name);
+    let base = format!("/v2/accounts/{{account_id}}/{segment}");
     let item = format!("{base}/{{id}}");
     let schema_ref = json!({"$ref": format!("#/components/schemas/{}", c.name)});
     let stored = json!({"allOf": [schema_ref.clone(), {"type": "object", "properties": {"id": {"type": "string"}}}]});
@@ -152,16 +164,23 @@ pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
         "properties": {"id": {"type": "string"}}}});
     let noun = c.singular;
     let tag = c.name;
+    let op = |verb: &str| {
+        if alias {
+            format!("{verb}_{noun}_via_{segment}")
+        } else {
+            format!("{verb}_{noun}")
+        }
+    };
     vec![
         RouteSpec::new(
             Verb::Get,
             &base,
-            &format!("list_{}", c.name),
+            &format!("list_{segment}"),
             move |State(state): State<AppState>, ctx: Ctx, Path(account_id): Path<String>| {
                 list(c, state, ctx, account_id)
             },
         )
-        .summary(format!("List {} (summaries, ascending by id)", c.name))
+        .summary(format!("List {segment} (summaries, ascending by id)"))
         .tag(tag)
         .auth()
         .response(summary_schema)
@@ -203,7 +222,7 @@ pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
         RouteSpec::new(
             Verb::Put,
             &base,
-            &format!("create_{noun}"),
+            &op("create"),
             move |State(state): State<AppState>,
                   ctx: Ctx,
                   Path(account_id): Path<String>,
@@ -220,7 +239,7 @@ pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
         RouteSpec::new(
             Verb::Get,
             &item,
-            &format!("get_{noun}"),
+            &op("get"),
             move |State(state): State<AppState>, Path((account_id, id)): Path<(String, String)>| {
                 get(c, state, account_id, id)
             },
@@ -234,7 +253,7 @@ pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
         RouteSpec::new(
             Verb::Post,
             &item,
-            &format!("replace_{noun}"),
+            &op("replace"),
             move |State(state): State<AppState>,
                   ctx: Ctx,
                   Path((account_id, id)): Path<(String, String)>,
@@ -251,7 +270,7 @@ pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
         RouteSpec::new(
             Verb::Patch,
             &item,
-            &format!("patch_{noun}"),
+            &op("patch"),
             move |State(state): State<AppState>,
                   ctx: Ctx,
                   Path((account_id, id)): Path<(String, String)>,
@@ -270,7 +289,7 @@ pub fn routes(collection: &'static Collection) -> Vec<RouteSpec> {
         RouteSpec::new(
             Verb::Delete,
             &item,
-            &format!("delete_{noun}"),
+            &op("delete"),
             move |State(state): State<AppState>,
                   ctx: Ctx,
                   Path((account_id, id)): Path<(String, String)>| {

@@ -61,6 +61,9 @@ pub enum ApiError {
     /// 413: body larger than the limit (bytes).
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
+    /// 415: a request body of a content type the route does not take.
+    #[error("unsupported content type {0}")]
+    UnsupportedMediaType(String),
     /// 500: details are logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -80,6 +83,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Status(status) => *status,
         }
@@ -120,6 +124,10 @@ impl ApiError {
             ApiError::TooLarge(limit) => (
                 "request_entity_too_large".into(),
                 json!({"message": format!("request body is larger than {limit} bytes"), "target": limit}),
+            ),
+            ApiError::UnsupportedMediaType(content_type) => (
+                "unsupported_media_type".into(),
+                json!({"message": "unsupported content type", "cause": content_type}),
             ),
             ApiError::Internal(_) => (
                 "internal_server_error".into(),

@@ -9,8 +9,11 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod directory;
 pub mod documents;
 pub mod envelope;
+pub mod media;
+pub mod metaflows;
 pub mod openapi;
 pub mod routes;
 pub mod schemas;
@@ -46,6 +49,12 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Engine settings for `POST .../simulate` dry runs.
     pub engine: crate::engine::EngineConfig,
+    /// Data directory (media files live under `<data_dir>/media/`).
+    pub data_dir: std::path::PathBuf,
+    /// Largest media upload (413 beyond).
+    pub media_max_bytes: usize,
+    /// The FreeSWITCH directory endpoint's settings.
+    pub directory: directory::DirectorySettings,
 }
 
 impl From<&crate::config::Config> for ApiSettings {
@@ -55,6 +64,9 @@ impl From<&crate::config::Config> for ApiSettings {
             node: config.node.clone(),
             max_body_bytes: config.max_body_bytes,
             engine: config.engine(),
+            data_dir: config.data_dir.clone(),
+            media_max_bytes: config.media_max_bytes,
+            directory: directory::DirectorySettings::from(config),
         }
     }
 }
@@ -224,9 +236,13 @@ pub async fn serve_on(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Peer addresses reach handlers as `ConnectInfo` (the directory's allow-list).
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[cfg(test)]
@@ -250,6 +266,9 @@ mod tests {
             node: "test".into(),
             max_body_bytes: 1024,
             engine: crate::engine::EngineConfig::default(),
+            data_dir: dir.path().to_path_buf(),
+            media_max_bytes: 1024,
+            directory: directory::DirectorySettings::default(),
         };
         let state = AppState::new(store, settings).unwrap();
         let mut table = routes::table();

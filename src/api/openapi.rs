@@ -134,6 +134,9 @@ fn operation(route: &RouteSpec) -> Value {
     if route.request.is_some() {
         responses.insert("413".into(), error_response("Body larger than the limit"));
     }
+    for (status, description) in &route.errors {
+        responses.insert(status.to_string(), error_response(description));
+    }
     responses.insert(
         "405".into(),
         error_response("Verb not supported on this path"),
@@ -161,12 +164,25 @@ fn operation(route: &RouteSpec) -> Value {
                 )),
             );
         }
-        if let Some(request) = &route.request {
-            object.insert(
-                "requestBody".into(),
-                json!({"required": true, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["data"], "properties": {"data": request}}}}}),
-            );
+        match (&route.request, route.raw_request) {
+            (Some(request), Some(types)) => {
+                let content: Map<String, Value> = types
+                    .iter()
+                    .map(|t| (t.to_string(), json!({"schema": request})))
+                    .collect();
+                object.insert(
+                    "requestBody".into(),
+                    json!({"required": true, "content": content}),
+                );
+            }
+            (Some(request), None) => {
+                object.insert(
+                    "requestBody".into(),
+                    json!({"required": true, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["data"], "properties": {"data": request}}}}}),
+                );
+            }
+            _ => {}
         }
     }
     op

@@ -84,8 +84,13 @@ pub struct RouteSpec {
     pub query: Vec<QueryParam>,
     /// The response is not a Kazoo envelope (OpenAPI document, Prometheus text).
     pub raw: Option<&'static str>,
+    /// The request body is not a JSON envelope: its accepted content types (media uploads,
+    /// mod_xml_curl's form posts); the request schema then describes that body.
+    pub raw_request: Option<&'static [&'static str]>,
     /// Whether writes may answer 409 (If-Match) — documented only.
     pub conflicts: bool,
+    /// Further documented error statuses (415 of an upload, the directory's 401/403).
+    pub errors: Vec<(u16, &'static str)>,
     /// The handler for this verb.
     pub(crate) handler: MethodRouter<AppState>,
 }
@@ -109,7 +114,9 @@ impl RouteSpec {
             status: 200,
             query: Vec::new(),
             raw: None,
+            raw_request: None,
             conflicts: false,
+            errors: Vec::new(),
             handler: on(verb.filter(), handler),
         }
     }
@@ -166,6 +173,19 @@ impl RouteSpec {
         self
     }
 
+    /// Marks the request body as raw (not an envelope), of these content types.
+    pub fn raw_request(mut self, content_types: &'static [&'static str], schema: Value) -> Self {
+        self.raw_request = Some(content_types);
+        self.request = Some(schema);
+        self
+    }
+
+    /// Documents another error status.
+    pub fn error(mut self, status: u16, description: &'static str) -> Self {
+        self.errors.push((status, description));
+        self
+    }
+
     /// Documents the 409 of a stale `If-Match`.
     pub fn conflicts(mut self) -> Self {
         self.conflicts = true;
@@ -181,6 +201,9 @@ pub fn table() -> Vec<RouteSpec> {
     for collection in crate::documents::collections() {
         routes.extend(super::documents::routes(collection));
     }
+    routes.extend(super::media::routes());
+    routes.extend(super::metaflows::routes());
+    routes.extend(super::directory::routes());
     routes.extend(super::simulate::routes());
     routes.extend(super::schemas::routes());
     routes.extend(super::openapi::routes());

@@ -7,17 +7,22 @@ use crate::documents::collections;
 use axum::extract::Path;
 use serde_json::{Value, json};
 
-/// Every schema name served: each collection, then `callflows.<module>` for each module.
+/// Every schema name served: each collection, `metaflows`, then `callflows.<module>` for each
+/// module.
 pub fn names() -> Vec<String> {
     let mut names: Vec<String> = collections().iter().map(|c| c.name.to_string()).collect();
+    names.push(crate::documents::metaflows::METAFLOWS_COLLECTION.to_string());
     names.extend(crate::modules::names().map(|m| format!("callflows.{m}")));
     names
 }
 
 /// A schema by name.
 pub fn schema(name: &str) -> Option<Value> {
-    if let Some(collection) = collections().iter().find(|c| c.name == name) {
+    if let Some(collection) = crate::documents::collection(name) {
         return Some((collection.schema)());
+    }
+    if name == crate::documents::metaflows::METAFLOWS_COLLECTION {
+        return Some(crate::documents::metaflows::schema());
     }
     let module = name.strip_prefix("callflows.")?;
     crate::modules::get(module).map(|entry| entry.schema.clone())
@@ -39,7 +44,9 @@ pub fn routes() -> Vec<RouteSpec> {
             .tag("schemas")
             .response(json!({"type": "array", "items": {"type": "string"}})),
         RouteSpec::new(Verb::Get, "/v2/schemas/{name}", "get_schema", get_schema)
-            .summary("A JSON schema: `callflows` or `callflows.<module>`")
+            .summary(
+                "A JSON schema: a collection (`devices`...), `metaflows` or `callflows.<module>`",
+            )
             .tag("schemas")
             .response(json!({"type": "object"})),
     ]

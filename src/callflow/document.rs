@@ -3,7 +3,7 @@
 
 use crate::callflow::errors::FieldErrors;
 use crate::callflow::validate;
-use crate::documents::Collection;
+use crate::documents::{Collection, KeyContext};
 use crate::store::{
     Duplicate, KIND_NUMBERS, KIND_PATTERNS, ROUTED_COLLECTION, StoredDoc, UniqueKey,
 };
@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 /// The callflows collection (`/v2/accounts/{id}/callflows`).
 pub static CALLFLOWS: Collection = Collection {
     name: ROUTED_COLLECTION,
+    aliases: &[],
     pvt_type: "callflow",
     singular: "callflow",
     schema: validate::schema,
@@ -20,10 +21,11 @@ pub static CALLFLOWS: Collection = Collection {
     unique_error,
     summary,
     references,
+    private: None,
 };
 
 /// Each number and each pattern is unique per account (exact strings, as Kazoo).
-pub fn unique_keys(doc: &Map<String, Value>) -> Vec<UniqueKey> {
+pub fn unique_keys(doc: &Map<String, Value>, _ctx: &KeyContext) -> Vec<UniqueKey> {
     let mut keys = Vec::new();
     for kind in [KIND_NUMBERS, KIND_PATTERNS] {
         if let Some(values) = doc.get(kind).and_then(Value::as_array) {
@@ -111,7 +113,8 @@ pub fn flow_modules(flow: Option<&Value>) -> Vec<String> {
 }
 
 /// Ids a callflow refers to, for GET's `metadata`: each node's `data.id`, string `data.*_id*`
-/// values, and child keys of 2+ characters other than `_` (temporal rule ids), as Crossbar does.
+/// values, `data.endpoints[].id` (ring groups), and child keys of 2+ characters other than `_`
+/// (temporal rule ids), as Crossbar does.
 pub fn references(doc: &Map<String, Value>) -> Vec<String> {
     let mut ids = Vec::new();
     walk(doc.get("flow"), |node| {
@@ -122,6 +125,14 @@ pub fn references(doc: &Map<String, Value>) -> Vec<String> {
                         ids.push(id.to_string());
                     }
                 }
+            }
+            if let Some(endpoints) = data.get("endpoints").and_then(Value::as_array) {
+                ids.extend(
+                    endpoints
+                        .iter()
+                        .filter_map(|e| e.get("id").and_then(Value::as_str))
+                        .map(str::to_string),
+                );
             }
         }
         if let Some(children) = node.get("children").and_then(Value::as_object) {
@@ -178,10 +189,10 @@ mod tests {
     fn references_found() {
         let doc = json!({"flow": {"module": "callflow", "data": {"id": "x1"},
             "children": {"_": {"module": "user", "data": {"owner_id": "u1", "timeout": 20}},
-                         "rule0001": {"module": "hangup", "data": {}}}}});
+                         "rule0001": {"module": "ring_group", "data": {"endpoints": [{"id": "d1"}]}}}}});
         assert_eq!(
             references(doc.as_object().unwrap()),
-            vec!["rule0001", "u1", "x1"]
+            vec!["d1", "rule0001", "u1", "x1"]
         );
     }
 }

@@ -7,7 +7,43 @@
 //! `callflowd export`. Adding a collection (devices, users, menus...) = one descriptor + one line
 //! in [`collections`] + one routes file in `api/`.
 
+/// Declares the schema plumbing of a schema-described collection: a module `$m` with the compiled
+/// schema (`SCHEMA`, from a file under `src/api/collection_schemas/`), `schema()` and
+/// `validate()` (schema, metaflows, the `$extra` checks, defaults).
+macro_rules! schema_module {
+    ($m:ident, $file:expr, $extra:ident) => {
+        mod $m {
+            use serde_json::{Map, Value};
+            use std::sync::LazyLock;
+
+            pub(super) static SCHEMA: LazyLock<$crate::documents::schema::CompiledSchema> =
+                LazyLock::new(|| {
+                    $crate::documents::schema::CompiledSchema::new(include_str!(concat!(
+                        "../api/collection_schemas/",
+                        $file
+                    )))
+                });
+
+            pub(super) fn schema() -> Value {
+                SCHEMA.served.clone()
+            }
+
+            pub(super) fn validate(
+                doc: &mut Map<String, Value>,
+            ) -> Result<(), $crate::callflow::errors::FieldErrors> {
+                SCHEMA.validate(doc, super::$extra)
+            }
+        }
+    };
+}
+
+pub mod devices;
 pub mod listing;
+pub mod media;
+pub mod metaflows;
+pub mod others;
+pub mod schema;
+pub mod users;
 
 use crate::callflow::document::CALLFLOWS;
 use crate::callflow::errors::FieldErrors;
@@ -24,6 +60,9 @@ pub use listing::{ListParams, ListResult};
 pub struct Collection {
     /// URL segment and store collection (`callflows`).
     pub name: &'static str,
+    /// Other URL segments serving the same collection (`temporal_rule_sets` for
+    /// `temporal_rules_sets`).
+    pub aliases: &'static [&'static str],
     /// Kazoo's `pvt_type` (`callflow`); also the `metadata` entries' `pvt_type`.
     pub pvt_type: &'static str,
     /// Singular noun for documentation (`callflow`).
@@ -32,14 +71,75 @@ pub struct Collection {
     pub schema: fn() -> Value,
     /// Validates public fields in place (writing schema defaults); `Err` is the 400 `data`.
     pub validate: fn(&mut Map<String, Value>) -> Result<(), FieldErrors>,
-    /// Exact-string keys that must be unique per account (validated documents only).
-    pub unique_keys: fn(&Map<String, Value>) -> Vec<UniqueKey>,
+    /// Exact-string keys that must be unique (validated documents only).
+    pub unique_keys: fn(&Map<String, Value>, &KeyContext) -> Vec<UniqueKey>,
     /// Adds the 400 error for a uniqueness collision.
     pub unique_error: fn(&Duplicate, &mut FieldErrors),
     /// The listing row of a document.
     pub summary: fn(&StoredDoc) -> Value,
     /// Ids the document refers to (for GET's `metadata`).
     pub references: fn(&Map<String, Value>) -> Vec<String>,
+    /// Write-only fields and server-managed private fields, if the collection has any.
+    pub private: Option<&'static PrivateFields>,
+}
+
+/// Facts about the account that uniqueness keys may depend on.
+#[derive(Debug, Clone, Default)]
+pub struct KeyContext {
+    /// The account's SIP realm (a device without `sip.realm` registers in it).
+    pub account_realm: Option<String>,
+}
+
+/// How a collection keeps fields clients must not read back (a user's password, as salted
+/// hashes) and fields only the server sets (a media file's upload facts): stored as `pvt_*`
+/// keys, never returned, never taken from a request.
+pub struct PrivateFields {
+    /// Private keys of the current document carried over by every write.
+    pub keep: &'static [&'static str],
+    /// Runs before the write, outside the account lock and on the blocking pool (it may hash
+    /// passwords): takes write-only fields out of the request's public fields and returns
+    /// pending private state. Arguments: the request's fields, the current public fields for a
+    /// PATCH (the request is then only the changes), the document id.
+    pub extract: ExtractFn,
+    /// Runs under the lock after validation: the private fields to store, from the pending state,
+    /// the validated public fields and the current document. A `null` value removes a key.
+    pub finish: FinishFn,
+    /// Runs after a DELETE with the data directory, account id and document id: removes files
+    /// the document owned (a media file).
+    pub on_delete: Option<fn(&std::path::Path, &str, &str)>,
+}
+
+/// [`PrivateFields::extract`]: (request fields, PATCH base, id) -> pending private state.
+pub type ExtractFn = fn(
+    &mut Map<String, Value>,
+    Option<&Map<String, Value>>,
+    &str,
+) -> Result<Map<String, Value>, FieldErrors>;
+
+/// [`PrivateFields::finish`]: (pending, validated public fields, current doc) -> private fields.
+pub type FinishFn = fn(
+    Map<String, Value>,
+    &Map<String, Value>,
+    Option<&StoredDoc>,
+) -> Result<Map<String, Value>, FieldErrors>;
+
+/// No uniqueness keys.
+pub fn no_unique_keys(_doc: &Map<String, Value>, _ctx: &KeyContext) -> Vec<UniqueKey> {
+    Vec::new()
+}
+
+/// Generic uniqueness error: `{"<kind>":{"unique":{"message","cause"}}}`.
+pub fn generic_unique_error(duplicate: &Duplicate, errors: &mut FieldErrors) {
+    errors.add(
+        duplicate.key.kind.clone(),
+        "unique",
+        json!({"message": format!("{} is already in use", duplicate.key.kind), "cause": duplicate.key.value}),
+    );
+}
+
+/// No references.
+pub fn no_references(_doc: &Map<String, Value>) -> Vec<String> {
+    Vec::new()
 }
 
 impl std::fmt::Debug for Collection {
@@ -52,13 +152,28 @@ impl std::fmt::Debug for Collection {
 
 /// Every collection served under `/v2/accounts/{account_id}/<name>`.
 pub fn collections() -> &'static [&'static Collection] {
-    static ALL: [&Collection; 1] = [&CALLFLOWS];
+    static ALL: [&Collection; 11] = [
+        &CALLFLOWS,
+        &devices::DEVICES,
+        &users::USERS,
+        &others::GROUPS,
+        &others::MENUS,
+        &others::TEMPORAL_RULES,
+        &others::TEMPORAL_RULES_SETS,
+        &others::RESOURCES,
+        &others::CONFERENCES,
+        &media::MEDIA,
+        &others::LISTS,
+    ];
     &ALL
 }
 
-/// A collection by URL name.
+/// A collection by URL name (aliases included).
 pub fn collection(name: &str) -> Option<&'static Collection> {
-    collections().iter().copied().find(|c| c.name == name)
+    collections()
+        .iter()
+        .copied()
+        .find(|c| c.name == name || c.aliases.contains(&name))
 }
 
 /// Why a document operation failed; the API maps each variant to one status code.
@@ -110,13 +225,79 @@ pub fn client_fields(data: Value) -> Result<Map<String, Value>, FieldErrors> {
     }
 }
 
+/// Everything a write computes before taking the account lock.
+struct Pending {
+    public: Map<String, Value>,
+    private: Map<String, Value>,
+    keys: KeyContext,
+}
+
 fn prepare(
     collection: &Collection,
-    mut public: Map<String, Value>,
+    pending: Pending,
+    current: Option<&StoredDoc>,
 ) -> Result<Prepared, WriteError> {
+    let Pending {
+        mut public,
+        private: pending_private,
+        keys,
+    } = pending;
     (collection.validate)(&mut public).map_err(WriteError::Invalid)?;
-    let unique = (collection.unique_keys)(&public);
-    Ok(Prepared { public, unique })
+    let unique = (collection.unique_keys)(&public, &keys);
+    let mut private = Map::new();
+    if let Some(hooks) = collection.private {
+        if let Some(current) = current {
+            for key in hooks.keep {
+                if let Some(value) = current.body.get(*key) {
+                    private.insert((*key).to_string(), value.clone());
+                }
+            }
+        }
+        let extra =
+            (hooks.finish)(pending_private, &public, current).map_err(WriteError::Invalid)?;
+        private.extend(extra);
+        private.retain(|_, v| !v.is_null());
+    }
+    Ok(Prepared {
+        public,
+        unique,
+        private,
+    })
+}
+
+/// Reads what uniqueness keys depend on and runs the collection's `extract` hook (on the
+/// blocking pool: it may hash passwords).
+async fn pending(
+    store: &dyn Store,
+    collection: &'static Collection,
+    account_id: &str,
+    id: &str,
+    mut public: Map<String, Value>,
+    patch_base: Option<Map<String, Value>>,
+) -> Result<Pending, DocError> {
+    let keys = KeyContext {
+        account_realm: store.account(account_id)?.and_then(|a| a.realm),
+    };
+    let Some(hooks) = collection.private else {
+        return Ok(Pending {
+            public,
+            private: Map::new(),
+            keys,
+        });
+    };
+    let id = id.to_string();
+    let extract = hooks.extract;
+    let (public, private) = tokio::task::spawn_blocking(move || {
+        extract(&mut public, patch_base.as_ref(), &id).map(|private| (public, private))
+    })
+    .await
+    .map_err(|e| DocError::Store(StoreError::Backend(format!("extract task failed: {e}"))))?
+    .map_err(DocError::Invalid)?;
+    Ok(Pending {
+        public,
+        private,
+        keys,
+    })
 }
 
 fn map_write_error(collection: &Collection, id: &str, error: WriteError) -> DocError {
@@ -149,6 +330,7 @@ pub async fn create(
 ) -> Result<StoredDoc, DocError> {
     let public = client_fields(data).map_err(DocError::Invalid)?;
     let id = id.map_or_else(crate::util::new_id, str::to_string);
+    let pending = pending(store, collection, account_id, &id, public, None).await?;
     let write = DocWrite {
         account_id,
         collection: collection.name,
@@ -157,7 +339,7 @@ pub async fn create(
         op: WriteOp::Create,
         if_match: None,
         request_id: ctx.request_id,
-        mutate: Box::new(move |_| prepare(collection, public)),
+        mutate: Box::new(move |current| prepare(collection, pending, current)),
     };
     store
         .write_doc(write)
@@ -175,6 +357,7 @@ pub async fn replace(
     ctx: WriteContext<'_>,
 ) -> Result<StoredDoc, DocError> {
     let public = client_fields(data).map_err(DocError::Invalid)?;
+    let pending = pending(store, collection, account_id, id, public, None).await?;
     write_existing(
         store,
         collection,
@@ -182,7 +365,7 @@ pub async fn replace(
         id,
         WriteOp::Update,
         ctx,
-        move |_| public,
+        move |_| pending,
     )
     .await
 }
@@ -197,6 +380,7 @@ pub async fn upsert(
     ctx: WriteContext<'_>,
 ) -> Result<StoredDoc, DocError> {
     let public = client_fields(data).map_err(DocError::Invalid)?;
+    let pending = pending(store, collection, account_id, id, public, None).await?;
     write_existing(
         store,
         collection,
@@ -204,7 +388,7 @@ pub async fn upsert(
         id,
         WriteOp::Upsert,
         ctx,
-        move |_| public,
+        move |_| pending,
     )
     .await
 }
@@ -220,6 +404,54 @@ pub async fn patch(
     ctx: WriteContext<'_>,
 ) -> Result<StoredDoc, DocError> {
     let changes = client_fields(data).map_err(DocError::Invalid)?;
+    // Write-only fields of a PATCH may depend on the current document (a new password is hashed
+    // with the stored username); `finish` re-checks that under the lock.
+    let base = match collection.private {
+        Some(_) => store
+            .get_doc(account_id, collection.name, id)?
+            .map(|d| public_only(&d.body)),
+        None => None,
+    };
+    let pending = pending(store, collection, account_id, id, changes, base).await?;
+    write_existing(
+        store,
+        collection,
+        account_id,
+        id,
+        WriteOp::Update,
+        ctx,
+        move |current| {
+            let Pending {
+                public: changes,
+                private,
+                keys,
+            } = pending;
+            let mut merged = current.map(|d| public_only(&d.body)).unwrap_or_default();
+            deep_merge(&mut merged, changes);
+            Pending {
+                public: merged,
+                private,
+                keys,
+            }
+        },
+    )
+    .await
+}
+
+/// Server-side update of an existing document: merges `public` changes (validated as usual) and
+/// sets `private` fields (`null` removes one). Used by media uploads.
+pub async fn set_server_fields(
+    store: &dyn Store,
+    collection: &'static Collection,
+    account_id: &str,
+    id: &str,
+    public: Map<String, Value>,
+    private: Map<String, Value>,
+    ctx: WriteContext<'_>,
+) -> Result<StoredDoc, DocError> {
+    let keys = KeyContext {
+        account_realm: store.account(account_id)?.and_then(|a| a.realm),
+    };
     write_existing(
         store,
         collection,
@@ -229,8 +461,12 @@ pub async fn patch(
         ctx,
         move |current| {
             let mut merged = current.map(|d| public_only(&d.body)).unwrap_or_default();
-            deep_merge(&mut merged, changes);
-            merged
+            deep_merge(&mut merged, public);
+            Pending {
+                public: merged,
+                private,
+                keys,
+            }
         },
     )
     .await
@@ -243,7 +479,7 @@ async fn write_existing(
     id: &str,
     op: WriteOp,
     ctx: WriteContext<'_>,
-    build: impl FnOnce(Option<&StoredDoc>) -> Map<String, Value> + Send + 'static,
+    build: impl FnOnce(Option<&StoredDoc>) -> Pending + Send + 'static,
 ) -> Result<StoredDoc, DocError> {
     if !crate::util::is_valid_id(id) {
         return Err(DocError::NotFound(id.to_string()));
@@ -256,7 +492,7 @@ async fn write_existing(
         op,
         if_match: ctx.if_match,
         request_id: ctx.request_id,
-        mutate: Box::new(move |current| prepare(collection, build(current))),
+        mutate: Box::new(move |current| prepare(collection, build(current), current)),
     };
     store
         .write_doc(write)
@@ -386,11 +622,28 @@ mod tests {
     }
 
     #[test]
-    fn registry_finds_callflows() {
+    fn registry_finds_collections_and_aliases() {
         assert_eq!(
             collection("callflows").map(|c| c.pvt_type),
             Some("callflow")
         );
+        assert_eq!(
+            collection("temporal_rule_sets").map(|c| c.name),
+            Some("temporal_rules_sets")
+        );
         assert!(collection("nope").is_none());
+    }
+
+    #[test]
+    fn every_collection_schema_compiles() {
+        for c in collections() {
+            let schema = (c.schema)();
+            assert!(schema.is_object(), "{}", c.name);
+            assert!(
+                jsonschema::options().build(&schema).is_ok(),
+                "{} schema must compile",
+                c.name
+            );
+        }
     }
 }

@@ -30,6 +30,10 @@ pub const ROUTED_COLLECTION: &str = "callflows";
 pub const KIND_NUMBERS: &str = "numbers";
 /// Unique-key kind of regex patterns (routing + uniqueness).
 pub const KIND_PATTERNS: &str = "patterns";
+/// The collection whose documents may carry a login ([`LOGIN_FIELD`]) checked by `user_auth`.
+pub const USERS_COLLECTION: &str = "users";
+/// Private field of a `users` document holding its [`UserCredential`] (argon2 digests only).
+pub const LOGIN_FIELD: &str = "pvt_login";
 
 /// An account: the tenant every document and call belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,21 +131,36 @@ pub fn field_matches(doc: &Value, path: &str, value: &str) -> bool {
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One exact-string uniqueness key of a document, e.g. `("numbers", "1000")`. Two live documents
-/// of the same account and collection can never hold the same key.
+/// of the same account and collection can never hold the same key; a [`global`](Self::global)
+/// key is unique across every account (a device's SIP `username@realm`: FreeSWITCH's directory
+/// must find exactly one device for it) and can be looked up with
+/// [`Store::global_key_owner`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct UniqueKey {
     /// Field the key comes from (`numbers`, `patterns`); also the error's field path.
     pub kind: String,
     /// The exact value.
     pub value: String,
+    /// Unique across all accounts, not only within the document's account.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub global: bool,
 }
 
 impl UniqueKey {
-    /// Shorthand constructor.
+    /// A key unique within the document's account and collection.
     pub fn new(kind: &str, value: &str) -> Self {
         UniqueKey {
             kind: kind.to_string(),
             value: value.to_string(),
+            global: false,
+        }
+    }
+
+    /// A key unique within the collection across every account.
+    pub fn global(kind: &str, value: &str) -> Self {
+        UniqueKey {
+            global: true,
+            ..UniqueKey::new(kind, value)
         }
     }
 }
@@ -214,6 +233,10 @@ pub struct Prepared {
     pub public: Map<String, Value>,
     /// Uniqueness keys of the new content.
     pub unique: Vec<UniqueKey>,
+    /// Server-managed private fields stored with the document and never returned (only `pvt_*`
+    /// keys are kept; the store's own `pvt_type`, `pvt_created`... always win). Private fields
+    /// of the current document that are not repeated here are dropped.
+    pub private: Map<String, Value>,
 }
 
 /// Computes [`Prepared`] from the current live document (`None` for a create).
@@ -245,10 +268,12 @@ pub struct DocWrite<'a> {
 pub struct Duplicate {
     /// The key that is taken.
     pub key: UniqueKey,
-    /// The document holding it.
+    /// The document holding it (empty when it belongs to another account: never disclosed).
     pub owner_id: String,
-    /// That document's `name` (for Kazoo's message), if any.
+    /// That document's `name` (for Kazoo's message), if any (never for another account's).
     pub owner_name: Option<String>,
+    /// The holder is in another account (only for global keys).
+    pub other_account: bool,
 }
 
 /// Why a document write did not happen.
@@ -389,7 +414,15 @@ pub trait Store: StoreRead {
         credential: UserCredential,
     ) -> StoreFuture<'a, Result<(), StoreError>>;
 
-    /// Checks a `user_auth` digest against the account's logins.
+    /// The `(account_id, document_id)` of the live document holding a global unique key.
+    fn global_key_owner(
+        &self,
+        collection: &str,
+        key: &UniqueKey,
+    ) -> Result<Option<(String, String)>, StoreError>;
+
+    /// Checks a `user_auth` digest against the account's logins: those added with
+    /// [`Store::add_user_credential`] and the [`LOGIN_FIELD`] of its enabled `users` documents.
     fn verify_user_credentials(
         &self,
         account_id: &str,

@@ -4,6 +4,7 @@
 //! doc/{account}/{collection}/{id}            -> live document (JSON, private fields included)
 //! del/{account}/{collection}/{id}            -> soft-deleted document (pvt_deleted: true)
 //! uniq/{account}/{collection}/{kind}/{value} -> id of the live document holding that key
+//! guniq/{collection}/{kind}/{value}          -> "{account}/{id}" holding a global key
 //! keys/{account}/{collection}/{id}           -> that document's unique keys (JSON list)
 //! acct/{id}                                  -> account
 //! acctname/{lowercase name}                  -> account id
@@ -167,6 +168,27 @@ impl SledStore {
         }
     }
 
+    /// Adds the removal of a unique-key slot to `batch`, if this document still holds it.
+    fn release_key(
+        &self,
+        batch: &mut sled::Batch,
+        account_id: &str,
+        collection: &str,
+        id: &str,
+        key: &UniqueKey,
+    ) -> Result<(), StoreError> {
+        let slot = uniq_key(account_id, collection, key);
+        let tag = owner_tag(account_id, id, key);
+        if self
+            .db
+            .get(&slot)?
+            .is_some_and(|owner| owner.as_ref() == tag.as_bytes())
+        {
+            batch.remove(slot);
+        }
+        Ok(())
+    }
+
     fn owner_name(&self, account_id: &str, collection: &str, owner_id: &str) -> Option<String> {
         self.read_doc(&doc_key(account_id, collection, owner_id), owner_id)
             .ok()
@@ -233,12 +255,22 @@ impl SledStore {
         for k in &unique {
             if let Some(owner) = self.db.get(uniq_key(account_id, collection, k))? {
                 let owner = String::from_utf8_lossy(&owner).into_owned();
-                if owner != id {
-                    let owner_name = self.owner_name(account_id, collection, &owner);
+                if owner != owner_tag(account_id, id, k) {
+                    let (owner_account, owner_id) = split_owner(account_id, &owner, k);
+                    let same_account = owner_account == account_id;
                     duplicates.push(Duplicate {
                         key: k.clone(),
-                        owner_id: owner,
-                        owner_name,
+                        owner_name: if same_account {
+                            self.owner_name(account_id, collection, &owner_id)
+                        } else {
+                            None
+                        },
+                        owner_id: if same_account {
+                            owner_id
+                        } else {
+                            String::new()
+                        },
+                        other_account: !same_account,
                     });
                 }
             }
@@ -252,6 +284,11 @@ impl SledStore {
         let mut body = prepared.public;
         body.retain(|k, _| !is_private_key(k) && k != "id");
         let revision = format!("{number}-{}", content_hash(&body));
+        for (k, v) in prepared.private {
+            if k.starts_with("pvt_") {
+                body.insert(k, v);
+            }
+        }
         body.insert("_id".into(), Value::String(id.to_string()));
         body.insert("_rev".into(), Value::String(revision));
         body.insert("pvt_type".into(), Value::String(pvt_type.to_string()));
@@ -276,11 +313,14 @@ impl SledStore {
         batch.remove(del_key(account_id, collection, id).as_bytes());
         for old in self.stored_keys(account_id, collection, id)? {
             if unique.binary_search(&old).is_err() {
-                batch.remove(uniq_key(account_id, collection, &old));
+                self.release_key(&mut batch, account_id, collection, id, &old)?;
             }
         }
         for k in &unique {
-            batch.insert(uniq_key(account_id, collection, k), id.as_bytes());
+            batch.insert(
+                uniq_key(account_id, collection, k),
+                owner_tag(account_id, id, k).into_bytes(),
+            );
         }
         batch.insert(keys_key(account_id, collection, id), encode(&unique)?);
         self.db.apply_batch(batch)?;
@@ -332,14 +372,7 @@ impl SledStore {
             encode(&body)?,
         );
         for old in self.stored_keys(account_id, collection, id)? {
-            let slot = uniq_key(account_id, collection, &old);
-            if self
-                .db
-                .get(&slot)?
-                .is_some_and(|owner| owner.as_ref() == id.as_bytes())
-            {
-                batch.remove(slot);
-            }
+            self.release_key(&mut batch, account_id, collection, id, &old)?;
         }
         batch.remove(keys_key(account_id, collection, id));
         self.db.apply_batch(batch)?;
@@ -607,6 +640,25 @@ impl Store for SledStore {
         })
     }
 
+    fn global_key_owner(
+        &self,
+        collection: &str,
+        key: &UniqueKey,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        if !key.global {
+            return Ok(None);
+        }
+        Ok(self
+            .db
+            .get(uniq_key("", collection, key))?
+            .and_then(|owner| {
+                let owner = String::from_utf8_lossy(&owner);
+                owner
+                    .split_once('/')
+                    .map(|(a, i)| (a.to_string(), i.to_string()))
+            }))
+    }
+
     fn verify_user_credentials(
         &self,
         account_id: &str,
@@ -626,6 +678,26 @@ impl Store for SledStore {
                 return Ok(Some(UserLogin {
                     user_id: credential.user_id,
                 }));
+            }
+        }
+        // Users created through the API: each live, enabled `users` document with a login.
+        let prefix = format!("doc/{account_id}/{USERS_COLLECTION}/");
+        for item in self.db.scan_prefix(prefix.as_bytes()) {
+            let (key, value) = item?;
+            let body: Map<String, Value> = decode(&value)?;
+            if body.get("enabled").and_then(Value::as_bool) == Some(false) {
+                continue;
+            }
+            let Some(login) = body.get(LOGIN_FIELD) else {
+                continue;
+            };
+            let Ok(credential) = serde_json::from_value::<UserCredential>(login.clone()) else {
+                tracing::warn!(key = %String::from_utf8_lossy(&key), "unreadable user login; skipped");
+                continue;
+            };
+            if credential.verify(method, digest_hex) {
+                let user_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                return Ok(Some(UserLogin { user_id }));
             }
         }
         Ok(None)
@@ -659,7 +731,28 @@ fn keys_key(account_id: &str, collection: &str, id: &str) -> Vec<u8> {
 }
 
 fn uniq_key(account_id: &str, collection: &str, key: &UniqueKey) -> Vec<u8> {
-    format!("uniq/{account_id}/{collection}/{}/{}", key.kind, key.value).into_bytes()
+    if key.global {
+        format!("guniq/{collection}/{}/{}", key.kind, key.value).into_bytes()
+    } else {
+        format!("uniq/{account_id}/{collection}/{}/{}", key.kind, key.value).into_bytes()
+    }
+}
+
+/// What a unique-key slot holds: the document id, or `account/id` for a global key.
+fn owner_tag(account_id: &str, id: &str, key: &UniqueKey) -> String {
+    if key.global {
+        format!("{account_id}/{id}")
+    } else {
+        id.to_string()
+    }
+}
+
+/// `(account, id)` of a slot's holder.
+fn split_owner(account_id: &str, owner: &str, key: &UniqueKey) -> (String, String) {
+    match owner.split_once('/') {
+        Some((account, id)) if key.global => (account.to_string(), id.to_string()),
+        _ => (account_id.to_string(), owner.to_string()),
+    }
 }
 
 /// Ids and account ids become key segments: they must not contain `/`.
@@ -727,6 +820,7 @@ mod tests {
                     .iter()
                     .map(|n| UniqueKey::new(KIND_NUMBERS, n))
                     .collect(),
+                private: Map::new(),
             })
         })
     }
@@ -804,6 +898,105 @@ mod tests {
             .unwrap();
         assert_eq!(page.docs[0].id, "one");
         assert_eq!(page.next.as_deref(), Some("three"));
+    }
+
+    fn keyed<'a>(
+        account: &'a str,
+        id: &'a str,
+        op: WriteOp,
+        key: UniqueKey,
+        private: Map<String, Value>,
+    ) -> DocWrite<'a> {
+        DocWrite {
+            account_id: account,
+            collection: "devices",
+            pvt_type: "device",
+            id,
+            op,
+            if_match: None,
+            request_id: "r",
+            mutate: Box::new(move |_| {
+                Ok(Prepared {
+                    public: json!({"name": id}).as_object().cloned().unwrap_or_default(),
+                    unique: vec![key],
+                    private,
+                })
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn global_keys_span_accounts_and_private_fields_stay_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = UniqueKey::global("sip.username", "2001@lab.test");
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let mut private = Map::new();
+            private.insert("pvt_secret".into(), json!("s"));
+            private.insert("not_private".into(), json!("dropped"));
+            let doc = store
+                .write_doc(keyed("acc1", "d1", WriteOp::Create, key.clone(), private))
+                .await
+                .unwrap();
+            assert_eq!(doc.body["pvt_secret"], "s");
+            assert!(doc.body.get("not_private").is_none());
+            assert!(doc.public().get("pvt_secret").is_none());
+            // Another account: refused, without naming the holder.
+            match store
+                .write_doc(keyed(
+                    "acc2",
+                    "d2",
+                    WriteOp::Create,
+                    key.clone(),
+                    Map::new(),
+                ))
+                .await
+            {
+                Err(WriteError::Duplicate(d)) => {
+                    assert!(d[0].other_account);
+                    assert!(d[0].owner_id.is_empty() && d[0].owner_name.is_none());
+                }
+                other => panic!("expected a duplicate, got {other:?}"),
+            }
+            // The holder itself may rewrite it.
+            store
+                .write_doc(keyed(
+                    "acc1",
+                    "d1",
+                    WriteOp::Update,
+                    key.clone(),
+                    Map::new(),
+                ))
+                .await
+                .unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.global_key_owner("devices", &key).unwrap(),
+            Some(("acc1".to_string(), "d1".to_string()))
+        );
+        assert_eq!(
+            store
+                .global_key_owner("devices", &UniqueKey::new("sip.username", "2001@lab.test"))
+                .unwrap(),
+            None,
+            "account-scoped keys are not global"
+        );
+        store
+            .delete_doc("acc1", "devices", "d1", None, "r")
+            .await
+            .unwrap();
+        assert_eq!(store.global_key_owner("devices", &key).unwrap(), None);
+        store
+            .write_doc(keyed(
+                "acc2",
+                "d2",
+                WriteOp::Create,
+                key.clone(),
+                Map::new(),
+            ))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]

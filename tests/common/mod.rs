@@ -11,6 +11,8 @@
 //! ```
 #![allow(dead_code)]
 
+pub mod xml;
+
 use bytes::Bytes;
 use callflowd::config::Config;
 use callflowd::service::{self, RunningService};
