@@ -138,6 +138,10 @@ impl Config {
             call_deadline: self.call_deadline,
             linger: self.linger,
             shutdown_grace: self.shutdown_grace,
+            // FreeSWITCH needs absolute paths to play uploaded media.
+            data_dir: Some(
+                std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone()),
+            ),
             default_account: self.default_account.clone(),
             ..EngineConfig::default()
         }

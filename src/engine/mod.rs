@@ -45,6 +45,8 @@ pub struct EngineConfig {
     /// On shutdown, how long calls in flight may go on before they are handed back to the
     /// dialplan.
     pub shutdown_grace: Duration,
+    /// Absolute data directory, where uploaded media live (`None`: media ids are not resolved).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +62,7 @@ impl Default for EngineConfig {
             default_account: None,
             setup_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
+            data_dir: None,
         }
     }
 }

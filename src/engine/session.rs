@@ -293,6 +293,28 @@ pub(crate) fn expose_route(call: &mut Call, route: &RouteMatch) {
 /// caller's device and its owner, so bridging skips the caller's own phone and device/user
 /// metaflows and variables apply.
 fn identify_caller_device(call: &mut Call) {
+    // Phones registered through callflowd's directory carry `device_id` / `owner_id` variables
+    // (set by FreeSWITCH from the directory entry); trust them when they name this account's
+    // device.
+    if let Some(device_id) = call
+        .var("device_id")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+    {
+        if let Ok(Some(device)) = call
+            .ctx
+            .store
+            .document(&call.account_id, "devices", &device_id)
+        {
+            call.kvs
+                .insert("device_id".into(), Value::String(device_id));
+            if let Some(owner) = device.get("owner_id").and_then(Value::as_str) {
+                call.kvs
+                    .insert("owner_id".into(), Value::String(owner.to_string()));
+            }
+            return;
+        }
+    }
     let Some(username) = call.var("sip_auth_username").filter(|s| !s.is_empty()) else {
         return;
     };

@@ -83,10 +83,14 @@ pub struct Data {
 }
 
 /// The FreeSWITCH command for one item, or `None` when the item has nothing to play.
-pub fn item_command(item: &Item, default_language: &str) -> Option<(&'static str, String)> {
+pub fn item_command(
+    item: &Item,
+    default_language: &str,
+    resolve: &dyn Fn(&str) -> Media,
+) -> Option<(&'static str, String)> {
     let language = item.language.as_deref().unwrap_or(default_language);
     match item.kind.as_str() {
-        "play" => match media::resolve(item.id.as_deref()?) {
+        "play" => match resolve(item.id.as_deref()?) {
             Media::Playback(path) => Some(("playback", path)),
             Media::Speak(text) => Some(("speak", media::flite_arg("female", &text))),
         },
@@ -174,7 +178,8 @@ impl CallflowModule for AudioMacro {
             .unwrap_or_else(|| "en".into());
         let pressed_before = call.pending_dtmf().count();
         for item in &data.macros {
-            let Some((app, arg)) = item_command(item, &language) else {
+            let resolved = item_command(item, &language, &|r| media::resolve_for(call, r));
+            let Some((app, arg)) = resolved else {
                 tracing::warn!(kind = %item.kind, "audio_macro item has nothing to play; skipped");
                 continue;
             };
@@ -219,7 +224,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            item_command(&item, "en"),
+            item_command(&item, "en", &media::resolve),
             Some((
                 "playback",
                 "tone_stream://v=-10;%(1000,0,350,440);loops=2".into()

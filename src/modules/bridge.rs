@@ -325,7 +325,7 @@ pub async fn bridge(
 ) -> Result<BridgeResult, CallEnded> {
     prepare(call).await?;
     if let Some(ringback) = ringback.filter(|r| !r.is_empty()) {
-        let value = match media::resolve(ringback) {
+        let value = match media::resolve_for(call, ringback) {
             Media::Playback(path) => path,
             Media::Speak(_) => ringback.to_string(),
         };

@@ -8,7 +8,7 @@
 //! is hung up (Kazoo hands the call to its conference service instead). Children: `_` when the
 //! room cannot be found.
 
-use super::media::{self, Media};
+use super::media;
 use super::play::answer_if_needed;
 use super::{CallflowModule, Next};
 use crate::callflow::model::Node;
@@ -133,13 +133,7 @@ impl CallflowModule for Conference {
         answer_if_needed(call).await?;
         if data.welcome_prompt.play {
             if let Some(reference) = &data.welcome_prompt.media_id {
-                match media::resolve(reference) {
-                    Media::Playback(path) => call.execute_long("playback", &path).await?,
-                    Media::Speak(text) => {
-                        call.execute_long("speak", &media::flite_arg("female", &text))
-                            .await?
-                    }
-                };
+                media::play(call, reference).await?;
             }
         }
         let mut flags = config.flags.clone();

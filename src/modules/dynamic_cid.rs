@@ -164,9 +164,7 @@ impl CallflowModule for DynamicCid {
                     .media_id
                     .clone()
                     .unwrap_or_else(|| ENTER_NUMBER_PROMPT.to_string());
-                if let super::media::Media::Playback(path) = super::media::resolve(&prompt) {
-                    call.execute_long("playback", &path).await?;
-                }
+                super::media::play(call, &prompt).await?;
                 let digits = call
                     .collect_digits(&Collect {
                         max_digits: data.max_digits.max(1),

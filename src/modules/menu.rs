@@ -17,7 +17,7 @@
 //! A missing menu document continues to `_`.
 
 use super::branch_bnumber::hunt_permitted;
-use super::media::{self, Media};
+use super::media;
 use super::play::{all_keys, answer_if_needed, set_terminators};
 use super::{CallflowModule, Next};
 use crate::callflow::model::Node;
@@ -172,14 +172,7 @@ async fn play_prompt(call: &mut Call, prompt: &Prompt, stock: &str) -> Result<()
 }
 
 async fn play_reference(call: &mut Call, reference: &str) -> Result<(), CallEnded> {
-    match media::resolve(reference) {
-        Media::Playback(path) => call.execute_long("playback", &path).await?,
-        Media::Speak(text) => {
-            call.execute_long("speak", &media::flite_arg("female", &text))
-                .await?
-        }
-    };
-    Ok(())
+    media::play(call, reference).await.map(|_| ())
 }
 
 impl CallflowModule for Menu {

@@ -15,7 +15,7 @@
 //! valet_park returns when the parked/retrieved call ends; the flow then stops.
 //! Children: `_` when no slot can be determined for a retrieve.
 
-use super::media::{self, Media};
+use super::media;
 use super::{CallflowModule, Next};
 use crate::callflow::model::Node;
 use crate::engine::call::{Call, CallEnded};
@@ -131,9 +131,7 @@ impl CallflowModule for Park {
             };
             if !slot_taken {
                 tracing::info!(%slot, "no call parked in this slot");
-                if let Media::Playback(path) = media::resolve(&data.empty_slot_media) {
-                    call.execute_long("playback", &path).await?;
-                }
+                media::play(call, &data.empty_slot_media).await?;
                 return Ok(Next::Stop);
             }
             call.execute_long("valet_park", &format!("{lot} {slot}"))

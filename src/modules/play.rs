@@ -79,7 +79,7 @@ impl CallflowModule for Play {
             answer_if_needed(call).await?;
         }
         set_terminators(call, &data.terminators).await?;
-        let target = media::resolve(&data.id);
+        let target = media::resolve_for(call, &data.id);
         if data.endless_playback {
             if let Media::Playback(path) = &target {
                 call.execute_long("endless_playback", path).await?;

@@ -4,7 +4,7 @@
 //! `execute respond <code> <message>`. FreeSWITCH hangs the channel up for codes >= 300.
 //! Children: none (Kazoo: stop).
 
-use super::media::{self, Media};
+use super::media;
 use super::{CallflowModule, Next};
 use crate::callflow::model::Node;
 use crate::engine::call::{Call, CallEnded};
@@ -52,14 +52,7 @@ impl CallflowModule for Response {
     async fn run(data: Data, _node: &Node, call: &mut Call) -> Result<Next, CallEnded> {
         if let Some(reference) = data.media.as_deref().filter(|m| !m.is_empty()) {
             call.execute("pre_answer", "").await?;
-            let completion = match media::resolve(reference) {
-                Media::Playback(path) => call.execute_long("playback", &path).await,
-                Media::Speak(text) => {
-                    call.execute_long("speak", &media::flite_arg("female", &text))
-                        .await
-                }
-            };
-            completion?;
+            media::play(call, reference).await?;
         }
         let arg = match data
             .message

@@ -6,7 +6,7 @@
 
 use super::{MetaNext, MetaflowModule, broadcast};
 use crate::engine::call::{Call, CallEnded};
-use crate::modules::media::{self, Media};
+use crate::modules::media;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -31,13 +31,6 @@ fn one() -> String {
     "1".into()
 }
 
-fn playable(reference: &str) -> String {
-    match media::resolve(reference) {
-        Media::Playback(path) => path,
-        Media::Speak(text) => format!("speak::{}", media::flite_arg("female", &text)),
-    }
-}
-
 impl MetaflowModule for Hold {
     const NAME: &'static str = "hold";
     type Data = Data;
@@ -60,12 +53,15 @@ impl MetaflowModule for Hold {
             return Ok(MetaNext::Continue("no_peer".into()));
         };
         if let Some(moh) = &data.moh_bleg {
-            call.api(&format!("uuid_setvar {peer} hold_music {}", playable(moh)))
-                .await?;
+            call.api(&format!(
+                "uuid_setvar {peer} hold_music {}",
+                media::broadcastable(call, moh)
+            ))
+            .await?;
         }
         call.api(&format!("uuid_hold {peer}")).await?;
         if let Some(moh) = &data.moh_aleg {
-            broadcast(call, &playable(moh), "self").await?;
+            broadcast(call, &media::broadcastable(call, moh), "self").await?;
         }
         call.set_unhold_key(data.unhold_key.chars().next());
         Ok(MetaNext::default_child())

@@ -3,7 +3,7 @@
 
 use super::{MetaNext, MetaflowModule, broadcast};
 use crate::engine::call::{Call, CallEnded};
-use crate::modules::media::{self, Media};
+use crate::modules::media;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -41,10 +41,7 @@ impl MetaflowModule for Play {
     }
 
     async fn run(data: Data, call: &mut Call) -> Result<MetaNext, CallEnded> {
-        let what = match media::resolve(&data.id) {
-            Media::Playback(path) => path,
-            Media::Speak(text) => format!("speak::{}", media::flite_arg("female", &text)),
-        };
+        let what = media::broadcastable(call, &data.id);
         broadcast(call, &what, &data.leg).await?;
         Ok(MetaNext::default_child())
     }

@@ -115,13 +115,13 @@ impl MetaflowModule for Transfer {
         match (data.transfer_type.as_str(), peer) {
             ("attended", Some(peer)) => {
                 if let Some(moh) = &data.moh {
-                    if let Media::Playback(path) = media::resolve(moh) {
+                    if let Media::Playback(path) = media::resolve_for(call, moh) {
                         call.api(&format!("uuid_setvar {peer} hold_music {path}"))
                             .await?;
                     }
                 }
                 if let Some(ringback) = &data.ringback {
-                    if let Media::Playback(path) = media::resolve(ringback) {
+                    if let Media::Playback(path) = media::resolve_for(call, ringback) {
                         call.api(&format!("uuid_setvar {uuid} ringback {path}"))
                             .await?;
                     }
