@@ -273,6 +273,11 @@ impl Detector {
         }
     }
 
+    /// Drops the code being collected, if any.
+    pub fn cancel(&mut self) {
+        self.armed = None;
+    }
+
     /// The binding digit (to give an unmatched code back to the main flow).
     pub fn binding(&self) -> char {
         self.binding

@@ -17,8 +17,9 @@ pub async fn run(call: &mut Call, node: Node) {
             tracing::warn!(module = %current.module, "unknown metaflow module; ignored");
             return;
         };
+        // The data shows what detection added (`collected`, `captures`, `dtmf_leg`).
         call.note(TimelineEntry::Note {
-            text: format!("metaflow module {}", current.module),
+            text: format!("metaflow module {} {}", current.module, current.data),
         });
         metrics::counter!("callflowd_metaflow_runs_total", "module" => entry.name).increment(1);
         let next = entry.run(&current, call).await;

@@ -31,3 +31,45 @@ impl MetaflowModule for Hangup {
         Ok(MetaNext::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{
+        apis, me, meta, one_code, peer, run_bridged, said, said_line, secs, store, unbridged_flow,
+    };
+    use crate::engine::call::CallEnded;
+    use crate::engine::executor::FlowEnd;
+    use crate::engine::session::SessionEnd;
+    use crate::engine::testkit::{marker, markers, run_with_store, script};
+    use crate::fakeswitch::HangupBy;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn bridged_hangs_up_the_peer_and_takes_the_default_child() {
+        let metaflow = one_code("0", meta("hangup", json!({}), json!({"_": said("bye")})));
+        let sim = run_bridged(metaflow, secs(4), "*0@bridge+300ms").await;
+        let (me, peer) = (me(&sim), peer(&sim));
+        assert_eq!(
+            apis(&sim),
+            [format!("uuid_kill {peer}"), said_line(&me, "bye")]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_peer_kills_this_leg_and_the_main_flow_ends_cleanly() {
+        let metaflow = one_code("0", meta("hangup", json!({}), json!({})));
+        let flow = unbridged_flow(json!({"_": marker("after", json!({}))}));
+        let script = script().dtmf("*0@playback+300ms").expect("digits");
+        let sim = run_with_store(store(flow, metaflow), script).await;
+        assert_eq!(apis(&sim), [format!("uuid_kill {}", me(&sim))]);
+        assert_eq!(
+            sim.report.end,
+            SessionEnd::Flow(FlowEnd::Ended(CallEnded::HungUp("NORMAL_CLEARING".into())))
+        );
+        assert!(markers(&sim).is_empty(), "no module runs after the hangup");
+        let hangup = sim.transcript.hangup.as_ref().expect("hung up");
+        assert_eq!(hangup.by, HangupBy::Controller);
+        assert!(sim.transcript.hangup_complete_at.is_some());
+        assert!(sim.transcript.controller_closed_after_hangup_complete);
+    }
+}

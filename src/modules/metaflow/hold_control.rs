@@ -47,3 +47,43 @@ impl MetaflowModule for HoldControl {
         Ok(MetaNext::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{
+        apis, me, meta, peer, run_bridged, run_unbridged, said, said_line, secs,
+    };
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn toggle_hold_and_unhold() {
+        let metaflow = json!({"digit_timeout": 1200, "numbers": {
+            "5": meta("hold_control", json!({}), json!({"_": said("toggled")})),
+            "6": meta("hold_control", json!({"action": "hold"}), json!({})),
+            "7": meta("hold_control", json!({"action": "unhold"}), json!({})),
+        }});
+        let digits = "*5@bridge+300ms,*6@bridge+3s,*7@bridge+5700ms";
+        let sim = run_bridged(metaflow, secs(8), digits).await;
+        let (me, peer) = (me(&sim), peer(&sim));
+        assert_eq!(
+            apis(&sim),
+            [
+                format!("uuid_hold toggle {peer}"),
+                said_line(&me, "toggled"),
+                format!("uuid_hold {peer}"),
+                format!("uuid_hold off {peer}"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_peer_takes_the_no_peer_child() {
+        let metaflow = json!({"digit_timeout": 1200, "numbers": {"5": meta(
+            "hold_control",
+            json!({"action": "toggle"}),
+            json!({"no_peer": said("alone"), "_": said("default")}),
+        )}});
+        let sim = run_unbridged(metaflow, "*5@playback+300ms").await;
+        assert_eq!(apis(&sim), [said_line(&me(&sim), "alone")]);
+    }
+}

@@ -152,4 +152,74 @@ mod tests {
         assert_eq!(ringing_channel(csv, &["/3001@".into()], true), None);
         assert_eq!(ringing_channel("", &["x".into()], true), None);
     }
+
+    #[test]
+    fn ringing_states_direction_and_unbridged_only() {
+        let csv = "uuid,direction,created,created_epoch,name,state,cid_name,cid_num,ip_addr,dest,callstate\n\
+                   i1,inbound,x,1,sofia/internal/2001@10.0.0.9,CS_EXECUTE,,2001,,3000,RINGING\n\
+                   a1,outbound,x,1,sofia/internal/2001@10.0.0.2,CS_EXCHANGE_MEDIA,,1000,,2001,ACTIVE\n\
+                   e1,outbound,x,1,sofia/internal/2001@10.0.0.3,CS_CONSUME_MEDIA,,1000,,2001,EARLY\n";
+        let needles = ["/2001@".to_string()];
+        // An inbound leg never matches; an answered one only without unbridged_only.
+        assert_eq!(ringing_channel(csv, &needles, true).as_deref(), Some("e1"));
+        assert_eq!(ringing_channel(csv, &needles, false).as_deref(), Some("a1"));
+        // Number targets also match the dialled number.
+        let by_number = ["/4444@".to_string(), "2001".to_string()];
+        assert_eq!(
+            ringing_channel(csv, &by_number, true).as_deref(),
+            Some("e1")
+        );
+        // Without the columns it needs, nothing is found.
+        assert_eq!(ringing_channel("uuid,name\nx,y\n", &needles, true), None);
+        // Without a callstate column a matching outbound leg counts as ringing.
+        let bare = "uuid,direction,name\nr1,outbound,sofia/internal/2001@h\n";
+        assert_eq!(ringing_channel(bare, &needles, true).as_deref(), Some("r1"));
+    }
+
+    mod end_to_end {
+        use super::super::super::testing::{
+            apis, me, meta, one_code, run_bridged, run_unbridged, said, said_line, secs,
+        };
+        use serde_json::json;
+
+        #[tokio::test]
+        async fn nothing_ringing_in_show_channels_takes_the_no_target_child() {
+            // The fake's `show channels` lists only this (inbound, answered) channel.
+            let metaflow = one_code(
+                "8",
+                meta(
+                    "intercept",
+                    json!({"target_type": "number", "target_id": "2001"}),
+                    json!({"no_target": said("nothing"), "_": said("default")}),
+                ),
+            );
+            let sim = run_bridged(metaflow, secs(4), "*8@bridge+300ms").await;
+            assert_eq!(
+                apis(&sim),
+                ["show channels".to_string(), said_line(&me(&sim), "nothing")]
+            );
+            let reply = sim
+                .transcript
+                .commands
+                .iter()
+                .find(|c| c.line == "api show channels")
+                .and_then(|c| c.reply.clone())
+                .unwrap_or_default();
+            assert!(
+                reply.contains(&me(&sim)) && reply.contains("inbound"),
+                "{reply}"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_user_without_devices_is_no_target_without_asking_the_switch() {
+            let metaflow = json!({"digit_timeout": 1200, "patterns": {"^8(\\d+)$": meta(
+                "intercept",
+                json!({"target_type": "user", "target_id": "eeeeeeeeeeeeeeeeeeeeeeeeeeee0f09"}),
+                json!({"no_target": said("nothing")}),
+            )}});
+            let sim = run_unbridged(metaflow, "*81@playback+300ms").await;
+            assert_eq!(apis(&sim), [said_line(&me(&sim), "nothing")]);
+        }
+    }
 }

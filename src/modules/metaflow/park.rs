@@ -80,3 +80,55 @@ impl MetaflowModule for Park {
         Ok(MetaNext::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{
+        apis, me, meta, one_code, peer, run_bridged, run_unbridged, said, said_line, secs,
+    };
+    use crate::engine::testkit::ACCOUNT;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn parks_the_peer_in_the_first_free_slot_and_announces_it() {
+        let metaflow = one_code(
+            "7",
+            meta(
+                "park",
+                json!({"first_slot": 301, "max_slot_number": 310, "language": "de"}),
+                json!({"_": said("parked"), "full": said("full")}),
+            ),
+        );
+        let sim = run_bridged(metaflow, secs(4), "*7@bridge+300ms").await;
+        let (me, peer) = (me(&sim), peer(&sim));
+        let lot = format!("callflowd_{ACCOUNT}");
+        assert_eq!(
+            apis(&sim),
+            [
+                format!("valet_info {lot}"),
+                format!("uuid_transfer {peer} 'valet_park:{lot} 301' inline"),
+                format!("uuid_broadcast {me} 'say::de number iterated 301' aleg"),
+                said_line(&me, "parked"),
+            ]
+        );
+        // The fake's lot is empty: its valet_info reply was read as such.
+        let reply = sim
+            .transcript
+            .commands
+            .iter()
+            .find(|c| c.line.starts_with("api valet_info"))
+            .and_then(|c| c.reply.clone())
+            .unwrap_or_default();
+        assert!(reply.contains("<lots>"), "{reply}");
+    }
+
+    #[tokio::test]
+    async fn without_a_peer_takes_the_no_peer_child() {
+        let metaflow = one_code(
+            "7",
+            meta("park", json!({}), json!({"no_peer": said("alone")})),
+        );
+        let sim = run_unbridged(metaflow, "*7@playback+300ms").await;
+        assert_eq!(apis(&sim), [said_line(&me(&sim), "alone")]);
+    }
+}

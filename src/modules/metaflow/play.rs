@@ -49,3 +49,70 @@ impl MetaflowModule for Play {
         Ok(MetaNext::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{
+        apis, me, meta, one_code, run_bridged, run_unbridged, said, said_line, secs,
+    };
+    use serde_json::json;
+
+    fn play_to(leg: &str) -> serde_json::Value {
+        one_code(
+            "1",
+            meta(
+                "play",
+                json!({"id": "/notice.wav", "leg": leg}),
+                json!({"_": said("played")}),
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn plays_to_self_peer_or_both_legs_while_bridged() {
+        let (to_self, to_peer, to_both) = tokio::join!(
+            run_bridged(play_to("self"), secs(4), "*1@bridge+300ms"),
+            run_bridged(play_to("peer"), secs(4), "*1@bridge+300ms"),
+            run_bridged(play_to("both"), secs(4), "*1@bridge+300ms"),
+        );
+        for (sim, legs) in [(to_self, "aleg"), (to_peer, "bleg"), (to_both, "both")] {
+            let me = me(&sim);
+            assert_eq!(
+                apis(&sim),
+                [
+                    format!("uuid_broadcast {me} '/notice.wav' {legs}"),
+                    said_line(&me, "played"),
+                ]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_peer_plays_to_this_leg() {
+        let sim = run_unbridged(play_to("peer"), "*1@playback+300ms").await;
+        let me = me(&sim);
+        assert_eq!(
+            apis(&sim),
+            [
+                format!("uuid_broadcast {me} '/notice.wav' aleg"),
+                said_line(&me, "played"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn tts_media_is_spoken() {
+        let metaflow = one_code(
+            "1",
+            meta("play", json!({"id": "tts://hello there"}), json!({})),
+        );
+        let sim = run_unbridged(metaflow, "*1@playback+300ms").await;
+        assert_eq!(
+            apis(&sim),
+            [format!(
+                "uuid_broadcast {} 'speak::flite|slt|hello there' aleg",
+                me(&sim)
+            )]
+        );
+    }
+}

@@ -78,3 +78,40 @@ impl MetaflowModule for Say {
         Ok(MetaNext::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{apis, me, meta, one_code, run_bridged, said, said_line, secs};
+    use serde_json::json;
+
+    fn say_to(leg: &str) -> serde_json::Value {
+        one_code(
+            "1",
+            meta(
+                "say",
+                json!({"text": "1 2 3", "type": "number", "method": "iterated",
+                       "gender": "feminine", "language": "fr", "leg": leg}),
+                json!({"_": said("said")}),
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn says_to_self_peer_or_both_legs_while_bridged() {
+        let (to_self, to_peer, to_both) = tokio::join!(
+            run_bridged(say_to("self"), secs(4), "*1@bridge+300ms"),
+            run_bridged(say_to("peer"), secs(4), "*1@bridge+300ms"),
+            run_bridged(say_to("both"), secs(4), "*1@bridge+300ms"),
+        );
+        for (sim, legs) in [(to_self, "aleg"), (to_peer, "bleg"), (to_both, "both")] {
+            let me = me(&sim);
+            assert_eq!(
+                apis(&sim),
+                [
+                    format!("uuid_broadcast {me} 'say::fr number iterated FEMININE 123' {legs}"),
+                    said_line(&me, "said"),
+                ]
+            );
+        }
+    }
+}

@@ -152,3 +152,124 @@ impl MetaflowModule for Transfer {
         Ok(MetaNext::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{
+        apis, codes, me, meta, one_code, peer, run_bridged, run_unbridged, said, said_line, secs,
+    };
+    use crate::engine::executor::FlowEnd;
+    use crate::engine::session::SessionEnd;
+    use crate::engine::testkit::{ACCOUNT, markers};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn star2_and_a_number_blind_transfers_the_peer_while_bridged() {
+        let metaflow = json!({"digit_timeout": 1200, "patterns": {"^2(\\d+)$": meta(
+            "transfer",
+            json!({"transfer_type": "blind"}),
+            json!({"_": said("done")}),
+        )}});
+        let sim = run_bridged(metaflow, secs(4), "*2101@bridge+300ms").await;
+        let (me, peer) = (me(&sim), peer(&sim));
+        assert_eq!(
+            apis(&sim),
+            [
+                format!("uuid_setvar {peer} account_id {ACCOUNT}"),
+                format!("uuid_transfer {peer} 101 XML default"),
+                said_line(&me, "done"),
+            ]
+        );
+        assert_eq!(codes(&sim), ["*2101 on self: transfer"]);
+    }
+
+    #[tokio::test]
+    async fn attended_transfer_broadcasts_att_xfer_with_the_cancel_key() {
+        let metaflow = one_code(
+            "3",
+            meta(
+                "transfer",
+                json!({"target": "2001", "transfer_type": "attended", "takeback_dtmf": "*1",
+                       "moh": "/moh/hold.wav", "ringback": "%(2000,4000,440,480)",
+                       "target_timeout": 30}),
+                json!({"_": said("dialling")}),
+            ),
+        );
+        let sim = run_bridged(metaflow, secs(4), "*3@bridge+300ms").await;
+        let (me, peer) = (me(&sim), peer(&sim));
+        assert_eq!(
+            apis(&sim),
+            [
+                format!("uuid_setvar {peer} hold_music /moh/hold.wav"),
+                format!("uuid_setvar {me} ringback %(2000,4000,440,480)"),
+                format!("uuid_setvar {me} attxfer_cancel_key 1"),
+                format!(
+                    "uuid_broadcast {me} 'att_xfer::{{originate_timeout=30,account_id={ACCOUNT}}}loopback/2001/default' aleg"
+                ),
+                said_line(&me, "dialling"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn attended_transfer_defaults() {
+        // Kazoo's default transfer type is attended; takeback `*1` -> cancel key 1; 20 s.
+        let metaflow = one_code("3", meta("transfer", json!({"target": "2001"}), json!({})));
+        let sim = run_bridged(metaflow, secs(4), "*3@bridge+300ms").await;
+        let me = me(&sim);
+        assert_eq!(
+            apis(&sim),
+            [
+                format!("uuid_setvar {me} attxfer_cancel_key 1"),
+                format!(
+                    "uuid_broadcast {me} 'att_xfer::{{originate_timeout=20,account_id={ACCOUNT}}}loopback/2001/default' aleg"
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn no_target_takes_the_no_target_child() {
+        // An exact code has no captures: nothing to dial.
+        let metaflow = one_code(
+            "2",
+            meta(
+                "transfer",
+                json!({"transfer_type": "blind"}),
+                json!({"no_target": said("none"), "_": said("default")}),
+            ),
+        );
+        let sim = run_bridged(metaflow, secs(4), "*2@bridge+300ms").await;
+        assert_eq!(apis(&sim), [said_line(&me(&sim), "none")]);
+    }
+
+    #[tokio::test]
+    async fn without_a_peer_the_call_itself_leaves_and_the_flow_ends_without_hangup() {
+        let metaflow = one_code(
+            "2",
+            meta(
+                "transfer",
+                json!({"target": "2001", "transfer_type": "blind"}),
+                json!({}),
+            ),
+        );
+        let sim = run_unbridged(metaflow, "*2@playback+300ms").await;
+        assert_eq!(
+            apis(&sim),
+            [format!("uuid_transfer {} 2001 XML default", me(&sim))]
+        );
+        assert_eq!(sim.report.end, SessionEnd::Flow(FlowEnd::Released));
+        assert_eq!(
+            sim.transcript.transferred_to.as_deref(),
+            Some("2001 XML default")
+        );
+        assert!(markers(&sim).is_empty());
+        assert!(
+            sim.transcript
+                .commands
+                .iter()
+                .all(|c| c.call_command() != Some("hangup")),
+            "a released call is not hung up"
+        );
+    }
+}

@@ -54,3 +54,39 @@ impl MetaflowModule for Tts {
         Ok(MetaNext::default_child())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{apis, me, meta, one_code, run_bridged, said, said_line, secs};
+    use serde_json::json;
+
+    fn speak_to(leg: &str) -> serde_json::Value {
+        one_code(
+            "1",
+            meta(
+                "tts",
+                json!({"text": "you are | on air", "voice": "male", "leg": leg}),
+                json!({"_": said("spoken")}),
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn speaks_to_self_peer_or_both_legs_while_bridged() {
+        let (to_self, to_peer, to_both) = tokio::join!(
+            run_bridged(speak_to("self"), secs(4), "*1@bridge+300ms"),
+            run_bridged(speak_to("peer"), secs(4), "*1@bridge+300ms"),
+            run_bridged(speak_to("both"), secs(4), "*1@bridge+300ms"),
+        );
+        for (sim, legs) in [(to_self, "aleg"), (to_peer, "bleg"), (to_both, "both")] {
+            let me = me(&sim);
+            assert_eq!(
+                apis(&sim),
+                [
+                    format!("uuid_broadcast {me} 'speak::flite|rms|you are   on air' {legs}"),
+                    said_line(&me, "spoken"),
+                ]
+            );
+        }
+    }
+}
