@@ -722,7 +722,9 @@ impl Call {
     }
 
     /// Awaits `work` (an HTTP request, a timer) while draining events, so the reader never
-    /// stalls; a hangup or socket loss abandons `work`.
+    /// stalls; a hangup or socket loss abandons `work`, and a metaflow `callflow` interrupts it
+    /// ([`CallEnded::Interrupted`]). Metaflow codes completing meanwhile run inside it, so it
+    /// must be awaited to the end, never cancelled from outside (bound `work` instead).
     pub async fn race<F: std::future::Future>(&mut self, work: F) -> Result<F::Output, CallEnded> {
         tokio::pin!(work);
         loop {

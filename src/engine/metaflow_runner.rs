@@ -13,6 +13,12 @@ pub const MAX_METAFLOW_STEPS: usize = 16;
 pub async fn run(call: &mut Call, node: Node) {
     let mut current = node;
     for _ in 0..MAX_METAFLOW_STEPS {
+        // A node that moved the call away (a blind transfer of this leg) ends the run: its
+        // children would act on a channel that is no longer ours.
+        if let Some(ended) = call.ended() {
+            tracing::info!(%ended, "metaflow stopped: the call is no longer ours");
+            return;
+        }
         let Some(entry) = metaflow::get(&current.module) else {
             tracing::warn!(module = %current.module, "unknown metaflow module; ignored");
             return;

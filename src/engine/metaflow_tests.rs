@@ -468,3 +468,85 @@ async fn no_metaflows_anywhere_means_no_detection() {
     assert!(!diverts(&sim));
     assert_eq!(markers(&sim), ["after"]);
 }
+
+// ------------------------------------------------------------------ codes during `race`
+
+/// Serves `GET /pivot`, answering `reply` after `delay`; returns the URL.
+async fn slow_pivot_server(delay: Duration, reply: Value) -> String {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new().route(
+        "/pivot",
+        get(move || {
+            let reply = reply.clone();
+            async move {
+                tokio::time::sleep(delay).await;
+                axum::Json(reply)
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    format!("http://{addr}/pivot")
+}
+
+fn pivot_flow(url: &str) -> Value {
+    node(
+        "pivot",
+        json!({"voice_url": url, "req_timeout_ms": 5000}),
+        json!({"_": marker("fallback", json!({}))}),
+    )
+}
+
+#[tokio::test]
+async fn a_code_completing_during_an_http_request_runs_and_the_request_goes_on() {
+    let url = slow_pivot_server(
+        Duration::from_millis(2500),
+        json!({"module": "set_variable", "data": {"variable": "marker", "value": "pivot"}}),
+    )
+    .await;
+    let metaflow = json!({"digit_timeout": 1000, "numbers": {"1": said("during")}});
+    let script = script().dtmf("*1@300ms").expect("digits");
+    let sim = run_with_store(store(pivot_flow(&url), metaflow), script).await;
+    assert_eq!(codes(&sim), ["*1 on self: tts"]);
+    assert_eq!(apis(&sim), [said_line(&me(&sim), "during")]);
+    assert_eq!(markers(&sim), ["pivot"]);
+    let position = |pred: &dyn Fn(&crate::fakeswitch::Received) -> bool| {
+        sim.transcript.commands.iter().position(pred)
+    };
+    let spoken = position(&|c| c.line.starts_with("api uuid_broadcast"));
+    let replied = position(&|c| c.app_arg() == Some("marker=pivot"));
+    assert!(
+        spoken.is_some() && spoken < replied,
+        "the code ran while the request was pending"
+    );
+    assert!(completed(&sim), "{:?}", sim.report.end);
+}
+
+#[tokio::test]
+async fn a_callflow_code_during_an_http_request_interrupts_it() {
+    let url = slow_pivot_server(
+        Duration::from_secs(4),
+        json!({"module": "set_variable", "data": {"variable": "marker", "value": "pivot"}}),
+    )
+    .await;
+    let metaflow = json!({"digit_timeout": 1000, "numbers": {
+        "6": meta("callflow", json!({"id": SUB}), json!({}))
+    }});
+    let store = store(pivot_flow(&url), metaflow);
+    store.put(
+        ACCOUNT,
+        "callflows",
+        SUB,
+        json!({"numbers": ["2000"], "flow": validated(marker("sub", json!({})))}),
+    );
+    let script = script().dtmf("*6@300ms").expect("digits");
+    let sim = run_with_store(store, script).await;
+    // The pivot's reply is never used; the flow resumes at the pivot's `_`.
+    assert_eq!(markers(&sim), ["sub", "fallback"]);
+    assert!(completed(&sim), "{:?}", sim.report.end);
+}

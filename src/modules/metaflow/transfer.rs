@@ -15,7 +15,8 @@
 //!   FreeSWITCH's att_xfer keys are single digits, so only the last digit of `takeback_dtmf`
 //!   (Kazoo `*1`) is used.
 //!
-//! Children: `_`; no target -> `no_target`.
+//! Children: `_` (not followed once this leg itself was transferred); no target ->
+//! `no_target`.
 
 use super::{MetaNext, MetaflowModule, first_capture};
 use crate::engine::call::{Call, CallEnded};
@@ -245,12 +246,13 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_peer_the_call_itself_leaves_and_the_flow_ends_without_hangup() {
+        // The child does not run: the channel is no longer ours.
         let metaflow = one_code(
             "2",
             meta(
                 "transfer",
                 json!({"target": "2001", "transfer_type": "blind"}),
-                json!({}),
+                json!({"_": said("too late")}),
             ),
         );
         let sim = run_unbridged(metaflow, "*2@playback+300ms").await;
