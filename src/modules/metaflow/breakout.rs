@@ -32,19 +32,23 @@ impl MetaflowModule for Break {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{apis, codes, me, meta, store, unbridged_flow};
+    use super::super::testing::{apis, codes, me, meta, said, said_line, store, unbridged_flow};
     use crate::engine::testkit::{completed, marker, markers, node, run_with_store, script};
     use serde_json::json;
     use std::time::Duration;
 
     #[tokio::test]
     async fn break_stops_the_playing_prompt_and_the_main_flow_moves_on() {
-        let metaflow =
-            json!({"digit_timeout": 1200, "numbers": {"0": meta("break", json!({}), json!({}))}});
+        let metaflow = json!({"digit_timeout": 1200,
+            "numbers": {"0": meta("break", json!({}), json!({"_": said("broken")}))}});
         let flow = unbridged_flow(json!({"_": marker("next", json!({}))}));
         let script = script().dtmf("*0@playback+300ms").expect("digits");
         let sim = run_with_store(store(flow, metaflow), script).await;
-        assert_eq!(apis(&sim), [format!("uuid_break {}", me(&sim))]);
+        let me = me(&sim);
+        assert_eq!(
+            apis(&sim),
+            [format!("uuid_break {me}"), said_line(&me, "broken")]
+        );
         assert_eq!(markers(&sim), ["next"]);
         let playback = sim
             .transcript

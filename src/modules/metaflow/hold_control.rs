@@ -63,7 +63,7 @@ mod tests {
             "7": meta("hold_control", json!({"action": "unhold"}), json!({})),
         }});
         let digits = "*5@bridge+300ms,*6@bridge+3s,*7@bridge+5700ms";
-        let sim = run_bridged(metaflow, secs(8), digits).await;
+        let sim = run_bridged(metaflow, secs(9), digits).await;
         let (me, peer) = (me(&sim), peer(&sim));
         assert_eq!(
             apis(&sim),

@@ -1,5 +1,6 @@
 //! Metaflow `play`: plays media to this leg, the far end, or both, over whatever is going on.
-//! API: `uuid_broadcast <uuid> '<path>' aleg|bleg|both`. Children: `_`.
+//! API: `uuid_broadcast <uuid> '<path>' aleg|bleg|both` (`aleg` when not bridged; `tts://` media
+//! as `'speak::flite|slt|<text>'`). Children: `_`.
 
 use super::{MetaNext, MetaflowModule, broadcast};
 use crate::engine::call::{Call, CallEnded};

@@ -1,7 +1,8 @@
 //! Metaflow `record_call`: starts, stops or toggles recording the call on demand.
 //! API: `uuid_record <uuid> start <path> <time_limit>` / `uuid_record <uuid> stop <path>`; the
-//! path follows the callflow module's naming (`${recordings_dir}/<account>_<uuid>_<unix>.<fmt>`).
-//! Children: `_`.
+//! path follows the callflow module's naming (`${recordings_dir}/<account>_<uuid>_<unix>.<fmt>`)
+//! and is kept for the stop. `start` while recording and `stop` while not send nothing; `toggle`
+//! (default) does whichever applies. Children: `_`.
 
 use super::{MetaNext, MetaflowModule};
 use crate::engine::call::{Call, CallEnded};
@@ -144,7 +145,7 @@ mod tests {
         }});
         // stop (nothing recording), start, start again, stop.
         let digits = "*2@bridge+300ms,*1@bridge+3s,*1@bridge+5700ms,*2@bridge+8400ms";
-        let sim = run_bridged(metaflow, secs(11), digits).await;
+        let sim = run_bridged(metaflow, secs(12), digits).await;
         let me = me(&sim);
         let apis = apis(&sim);
         assert_eq!(apis.len(), 2, "{apis:?}");

@@ -29,14 +29,14 @@ impl MetaflowModule for Resume {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{apis, me, meta, peer, run_bridged, secs};
+    use super::super::testing::{apis, me, meta, peer, run_bridged, said, said_line, secs};
     use serde_json::json;
 
     #[tokio::test]
     async fn resume_unholds_and_disarms_the_unhold_key() {
         let metaflow = json!({"digit_timeout": 1200, "numbers": {
             "4": meta("hold", json!({"unhold_key": "1"}), json!({})),
-            "8": meta("resume", json!({}), json!({})),
+            "8": meta("resume", json!({}), json!({"_": said("resumed")})),
         }});
         // After the resume, `1` is no longer an unhold key: nothing more is sent.
         let digits = "*4@bridge+300ms,*8@bridge+3s,1@bridge+5500ms";
@@ -48,6 +48,7 @@ mod tests {
                 format!("uuid_hold {peer}"),
                 format!("uuid_hold off {peer}"),
                 format!("uuid_break {me}"),
+                said_line(&me, "resumed"),
             ]
         );
     }

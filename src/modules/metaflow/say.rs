@@ -1,6 +1,6 @@
 //! Metaflow `say`: reads a number or digits to one or both legs.
-//! API: `uuid_broadcast <uuid> 'say::<lang> <type> <method> [<gender>] <text>' aleg|bleg|both`.
-//! Children: `_`.
+//! API: `uuid_broadcast <uuid> 'say::<lang> <type> <method> [<GENDER>] <text>' aleg|bleg|both`
+//! (`aleg` when not bridged; spaces are removed from the text). Children: `_`.
 
 use super::{MetaNext, MetaflowModule, broadcast};
 use crate::engine::call::{Call, CallEnded};

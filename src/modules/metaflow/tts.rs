@@ -1,5 +1,6 @@
 //! Metaflow `tts`: speaks text to one or both legs with flite.
-//! API: `uuid_broadcast <uuid> 'speak::flite|<voice>|<text>' aleg|bleg|both`. Children: `_`.
+//! API: `uuid_broadcast <uuid> 'speak::flite|<voice>|<text>' aleg|bleg|both` (`aleg` when not
+//! bridged; female = slt, male = rms). Children: `_`.
 
 use super::{MetaNext, MetaflowModule, broadcast};
 use crate::engine::call::{Call, CallEnded};
