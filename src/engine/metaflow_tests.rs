@@ -14,10 +14,10 @@ use crate::engine::testkit::{
     ACCOUNT, apps, branches, completed, marker, markers, node, notes, run_with_store, script,
     validated,
 };
-use crate::fakeswitch::{CallScript, DtmfAt, HangupBy};
+use crate::fakeswitch::HangupBy;
 use crate::modules::metaflow::testing::{
     PEER_DEVICE, SUB, apis, bridge_flow, bridged_call, codes, me, meta, metaflow_notes, peer,
-    run_bridged, said, said_line, secs, store, unbridged_flow,
+    peer_presses, run_bridged, said, said_line, secs, store, unbridged_flow,
 };
 use crate::store::memory::MemStore;
 use serde_json::{Value, json};
@@ -216,23 +216,17 @@ async fn a_callflow_code_inside_a_menu_interrupts_the_menu() {
 
 // ------------------------------------------------------------------ the far end
 
-/// The far end's `bind_digit_action` reporting `digits` 500 ms into the bridge.
-fn peer_reports(script: CallScript, digits: &str) -> CallScript {
-    script.event_at(
-        DtmfAt::AppStart {
-            app: "bridge".into(),
-            nth: 1,
-            offset: Duration::from_millis(500),
-        },
-        "CHANNEL_DATA",
-        &[("metaflow", "peer"), ("digits", digits)],
-    )
-}
-
 async fn run_listening(listen_on: &str) -> Simulation {
-    let metaflow = blind_transfer_pattern(json!({"listen_on": listen_on}));
-    // The far end presses *2101, the caller *2202.
-    let script = peer_reports(bridged_call(secs(7), "*2202@bridge+2500ms"), "*2101");
+    // `play` to `self`: the presser hears it (the far end's `self` is `bleg`).
+    let metaflow = json!({"digit_timeout": 1000, "listen_on": listen_on, "numbers": {
+        "1": meta("play", json!({"id": "/notice.wav", "leg": "self"}), json!({}))
+    }});
+    // The far end presses *1 at 0.5 s, the caller at 2.5 s.
+    let script = peer_presses(
+        bridged_call(secs(7), "*1@bridge+2500ms"),
+        "*1",
+        Duration::from_millis(500),
+    );
     run_with_store(store(bridge_flow(json!({})), metaflow), script).await
 }
 
@@ -252,15 +246,20 @@ fn diverts(sim: &Simulation) -> bool {
 
 const PEER_BINDING: &str = "[^^;execute_on_answer=bind_digit_action callflowd_metaflow,~^[*][0-9*#]+$,metaflow,peer,self,peer;bind_digit_digit_timeout=1000;leg_timeout=20]user/peer@test.callflowd";
 
+fn notice(sim: &Simulation, legs: &str) -> String {
+    format!("uuid_broadcast {} '/notice.wav' {legs}", me(sim))
+}
+
 #[tokio::test]
 async fn listen_on_self_ignores_the_far_ends_codes() {
     let sim = run_listening("self").await;
-    let peer = peer(&sim);
-    assert_eq!(
-        transfers(&sim),
-        [format!("uuid_transfer {peer} 202 XML default")]
+    assert_eq!(apis(&sim), [notice(&sim, "aleg")]);
+    assert_eq!(codes(&sim), ["*1 on self: play"]);
+    assert!(
+        !metaflow_notes(&sim)
+            .iter()
+            .any(|n| n.starts_with("peer digits"))
     );
-    assert_eq!(codes(&sim), ["*2202 on self: transfer"]);
     assert!(!diverts(&sim), "divert_events only when the peer is heard");
     assert!(
         !bridge_arg(&sim).contains("bind_digit"),
@@ -272,12 +271,8 @@ async fn listen_on_self_ignores_the_far_ends_codes() {
 #[tokio::test]
 async fn listen_on_peer_acts_on_the_far_ends_codes_only() {
     let sim = run_listening("peer").await;
-    let peer = peer(&sim);
-    assert_eq!(
-        transfers(&sim),
-        [format!("uuid_transfer {peer} 101 XML default")]
-    );
-    assert_eq!(codes(&sim), ["*2101 on peer: transfer"]);
+    assert_eq!(apis(&sim), [notice(&sim, "bleg")]);
+    assert_eq!(codes(&sim), ["*1 on peer: play"]);
     assert!(diverts(&sim));
     assert!(
         bridge_arg(&sim).ends_with(PEER_BINDING),
@@ -294,20 +289,28 @@ async fn listen_on_peer_acts_on_the_far_ends_codes_only() {
 #[tokio::test]
 async fn listen_on_both_acts_on_either_leg() {
     let sim = run_listening("both").await;
-    let peer = peer(&sim);
-    assert_eq!(
-        transfers(&sim),
-        [
-            format!("uuid_transfer {peer} 101 XML default"),
-            format!("uuid_transfer {peer} 202 XML default"),
-        ]
-    );
-    assert_eq!(
-        codes(&sim),
-        ["*2101 on peer: transfer", "*2202 on self: transfer"]
-    );
+    assert_eq!(apis(&sim), [notice(&sim, "bleg"), notice(&sim, "aleg")]);
+    assert_eq!(codes(&sim), ["*1 on peer: play", "*1 on self: play"]);
     assert!(diverts(&sim));
     assert!(bridge_arg(&sim).ends_with(PEER_BINDING));
+}
+
+#[tokio::test]
+async fn a_far_end_blind_transfer_sends_the_caller_away() {
+    // Kazoo: the presser is the transferor, the other leg the transferee. The call leaves
+    // callflowd: no hangup, no children.
+    let metaflow = blind_transfer_pattern(json!({}));
+    let sim = crate::modules::metaflow::testing::run_pressed_by_peer(metaflow, "*2101", "").await;
+    assert_eq!(
+        transfers(&sim),
+        [format!("uuid_transfer {} 101 XML default", me(&sim))]
+    );
+    assert_eq!(codes(&sim), ["*2101 on peer: transfer"]);
+    assert_eq!(sim.report.end, SessionEnd::Flow(FlowEnd::Released));
+    assert_eq!(
+        sim.transcript.transferred_to.as_deref(),
+        Some("101 XML default")
+    );
 }
 
 // ------------------------------------------------------------------ the end of the call

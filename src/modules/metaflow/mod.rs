@@ -5,6 +5,11 @@
 //! `api` commands that take effect at once (`uuid_transfer`, `uuid_hold`, `uuid_record`,
 //! `uuid_broadcast`, `uuid_break`, `uuid_kill`) instead of queued `execute`s, which would wait
 //! behind the running app. A module returns the child key to follow (`Continue`) or `Stop`.
+//!
+//! As in Kazoo, the leg that pressed the code (`data.dtmf_leg`: `self` = this channel, `peer` =
+//! the far end heard through `listen_on`) acts on the other one: the transferee, the held or
+//! parked party is the presser's [`Parties::other`], and a `leg` of `play`/`say`/`tts` is seen
+//! from the presser ([`leg_from_here`]).
 
 use crate::callflow::errors::{FieldErrors, join_path};
 use crate::callflow::model::Node;
@@ -309,6 +314,42 @@ fn validate_node(node: &mut Value, path: &str, depth: usize, errors: &mut FieldE
     }
 }
 
+/// Who pressed a code and the party it acts on (Kazoo: the transferor and the transferee).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parties {
+    /// The channel whose digits made the code (`None`: the far end, no longer bridged).
+    pub presser: Option<String>,
+    /// The other party (`None`: not bridged).
+    pub other: Option<String>,
+}
+
+/// The two parties of a code pressed on `dtmf_leg` (`self` when absent).
+pub fn parties(call: &Call, dtmf_leg: Option<&str>) -> Parties {
+    let this = Some(call.uuid.clone());
+    let far_end = call.peer_uuid().map(str::to_string);
+    if dtmf_leg == Some("peer") {
+        Parties {
+            presser: far_end,
+            other: this,
+        }
+    } else {
+        Parties {
+            presser: this,
+            other: far_end,
+        }
+    }
+}
+
+/// A `leg` (`self`, `peer`, `both`) meant from the presser's side, seen from this channel
+/// (Kazoo's `konami_play`: `self` is the leg that pressed).
+pub fn leg_from_here<'a>(leg: &'a str, dtmf_leg: Option<&str>) -> &'a str {
+    match (dtmf_leg, leg) {
+        (Some("peer"), "self") => "peer",
+        (Some("peer"), "peer") => "self",
+        _ => leg,
+    }
+}
+
 /// `uuid_broadcast` leg argument for a metaflow `leg` (`self`, `peer`, `both`).
 pub fn broadcast_legs(leg: &str) -> &'static str {
     match leg {
@@ -354,7 +395,7 @@ pub(crate) mod testing {
     use crate::engine::testkit::{
         ACCOUNT, NUMBER, node, notes, run_with_store, script, store_with_flow, validated,
     };
-    use crate::fakeswitch::{BridgeOutcome, CallScript};
+    use crate::fakeswitch::{BridgeOutcome, CallScript, DtmfAt};
     use crate::store::memory::MemStore;
     use serde_json::{Value, json};
     use std::sync::Arc;
@@ -451,6 +492,40 @@ pub(crate) mod testing {
     /// Seconds.
     pub(crate) fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
+    }
+
+    /// `script` plus the CHANNEL_DATA the far end's `bind_digit_action` queues when it presses
+    /// `digits` (binding digit included), `after` the bridge started.
+    pub(crate) fn peer_presses(script: CallScript, digits: &str, after: Duration) -> CallScript {
+        script.event_at(
+            DtmfAt::AppStart {
+                app: "bridge".into(),
+                nth: 1,
+                offset: after,
+            },
+            "CHANNEL_DATA",
+            &[("metaflow", "peer"), ("digits", digits)],
+        )
+    }
+
+    /// Runs the bridging main flow (4 s bridge) with `metaflow` heard on the far end only
+    /// (`listen_on: peer`); the far end presses `digits` 500 ms into the bridge, then the
+    /// caller presses `caller_digits`.
+    pub(crate) async fn run_pressed_by_peer(
+        metaflow: Value,
+        digits: &str,
+        caller_digits: &str,
+    ) -> Simulation {
+        let mut metaflow = metaflow;
+        if let Some(m) = metaflow.as_object_mut() {
+            m.insert("listen_on".into(), json!("peer"));
+        }
+        let script = peer_presses(
+            bridged_call(secs(4), caller_digits),
+            digits,
+            Duration::from_millis(500),
+        );
+        run_with_store(store(bridge_flow(json!({})), metaflow), script).await
     }
 
     /// Runs [`unbridged_flow`] with `metaflow`, the caller pressing `digits`.

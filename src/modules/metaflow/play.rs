@@ -1,8 +1,9 @@
 //! Metaflow `play`: plays media to this leg, the far end, or both, over whatever is going on.
 //! API: `uuid_broadcast <uuid> '<path>' aleg|bleg|both` (`aleg` when not bridged; `tts://` media
-//! as `'speak::flite|slt|<text>'`). Children: `_`.
+//! as `'speak::flite|slt|<text>'`); `leg` is seen from whoever pressed the code (the far end's
+//! `self` is `bleg`). Children: `_`.
 
-use super::{MetaNext, MetaflowModule, broadcast};
+use super::{MetaNext, MetaflowModule, broadcast, leg_from_here};
 use crate::engine::call::{Call, CallEnded};
 use crate::modules::media::{self, Media};
 use serde::Deserialize;
@@ -16,9 +17,12 @@ pub struct Play;
 pub struct Data {
     /// Media reference.
     pub id: String,
-    /// `self`, `peer` or `both`.
+    /// `self`, `peer` or `both`, from the side of whoever pressed the code.
     #[serde(default = "self_leg")]
     pub leg: String,
+    /// The leg that pressed the code (`self` or `peer`).
+    #[serde(default)]
+    pub dtmf_leg: Option<String>,
 }
 
 fn self_leg() -> String {
@@ -46,7 +50,12 @@ impl MetaflowModule for Play {
             Media::Playback(path) => path,
             Media::Speak(text) => format!("speak::{}", media::flite_arg("female", &text)),
         };
-        broadcast(call, &what, &data.leg).await?;
+        broadcast(
+            call,
+            &what,
+            leg_from_here(&data.leg, data.dtmf_leg.as_deref()),
+        )
+        .await?;
         Ok(MetaNext::default_child())
     }
 }
@@ -54,7 +63,8 @@ impl MetaflowModule for Play {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{
-        apis, me, meta, one_code, run_bridged, run_unbridged, said, said_line, secs,
+        apis, me, meta, one_code, run_bridged, run_pressed_by_peer, run_unbridged, said, said_line,
+        secs,
     };
     use serde_json::json;
 
@@ -115,5 +125,26 @@ mod tests {
                 me(&sim)
             )]
         );
+    }
+
+    #[tokio::test]
+    async fn legs_are_seen_from_whoever_pressed() {
+        // The far end's `self` is `bleg`, its `peer` the caller (`aleg`).
+        let (to_self, to_peer, to_both) = tokio::join!(
+            run_pressed_by_peer(play_to("self"), "*1", ""),
+            run_pressed_by_peer(play_to("peer"), "*1", ""),
+            run_pressed_by_peer(play_to("both"), "*1", ""),
+        );
+        for (sim, legs) in [(to_self, "bleg"), (to_peer, "aleg"), (to_both, "both")] {
+            let me = me(&sim);
+            // The child inherits who pressed: its `self` is the far end too.
+            assert_eq!(
+                apis(&sim),
+                [
+                    format!("uuid_broadcast {me} '/notice.wav' {legs}"),
+                    format!("uuid_broadcast {me} 'speak::flite|slt|played' bleg"),
+                ]
+            );
+        }
     }
 }

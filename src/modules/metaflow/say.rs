@@ -1,8 +1,9 @@
 //! Metaflow `say`: reads a number or digits to one or both legs.
 //! API: `uuid_broadcast <uuid> 'say::<lang> <type> <method> [<GENDER>] <text>' aleg|bleg|both`
-//! (`aleg` when not bridged; spaces are removed from the text). Children: `_`.
+//! (`aleg` when not bridged; spaces are removed from the text); `leg` is seen from whoever
+//! pressed the code (the far end's `self` is `bleg`). Children: `_`.
 
-use super::{MetaNext, MetaflowModule, broadcast};
+use super::{MetaNext, MetaflowModule, broadcast, leg_from_here};
 use crate::engine::call::{Call, CallEnded};
 use crate::modules::say::{SAY_TYPES, say_arg};
 use serde::Deserialize;
@@ -28,9 +29,12 @@ pub struct Data {
     /// Gender.
     #[serde(default)]
     pub gender: Option<String>,
-    /// `self`, `peer` or `both`.
+    /// `self`, `peer` or `both`, from the side of whoever pressed the code.
     #[serde(default = "self_leg")]
     pub leg: String,
+    /// The leg that pressed the code (`self` or `peer`).
+    #[serde(default)]
+    pub dtmf_leg: Option<String>,
 }
 
 fn en() -> String {
@@ -74,7 +78,12 @@ impl MetaflowModule for Say {
             data.gender.as_deref(),
             &data.text,
         );
-        broadcast(call, &format!("say::{arg}"), &data.leg).await?;
+        broadcast(
+            call,
+            &format!("say::{arg}"),
+            leg_from_here(&data.leg, data.dtmf_leg.as_deref()),
+        )
+        .await?;
         Ok(MetaNext::default_child())
     }
 }

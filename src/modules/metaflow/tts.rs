@@ -1,8 +1,9 @@
 //! Metaflow `tts`: speaks text to one or both legs with flite.
 //! API: `uuid_broadcast <uuid> 'speak::flite|<voice>|<text>' aleg|bleg|both` (`aleg` when not
-//! bridged; female = slt, male = rms). Children: `_`.
+//! bridged; female = slt, male = rms); `leg` is seen from whoever pressed the code (the far
+//! end's `self` is `bleg`). Children: `_`.
 
-use super::{MetaNext, MetaflowModule, broadcast};
+use super::{MetaNext, MetaflowModule, broadcast, leg_from_here};
 use crate::engine::call::{Call, CallEnded};
 use crate::modules::media;
 use serde::Deserialize;
@@ -19,9 +20,12 @@ pub struct Data {
     /// `female` or `male`.
     #[serde(default = "female")]
     pub voice: String,
-    /// `self`, `peer` or `both`.
+    /// `self`, `peer` or `both`, from the side of whoever pressed the code.
     #[serde(default = "self_leg")]
     pub leg: String,
+    /// The leg that pressed the code (`self` or `peer`).
+    #[serde(default)]
+    pub dtmf_leg: Option<String>,
 }
 
 fn female() -> String {
@@ -51,7 +55,12 @@ impl MetaflowModule for Tts {
 
     async fn run(data: Data, call: &mut Call) -> Result<MetaNext, CallEnded> {
         let what = format!("speak::{}", media::flite_arg(&data.voice, &data.text));
-        broadcast(call, &what, &data.leg).await?;
+        broadcast(
+            call,
+            &what,
+            leg_from_here(&data.leg, data.dtmf_leg.as_deref()),
+        )
+        .await?;
         Ok(MetaNext::default_child())
     }
 }
