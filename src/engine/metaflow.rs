@@ -29,6 +29,10 @@
 //! `digits: <code>` to our channel; `divert_events on` (sent at set-up) delivers it to this
 //! socket. Digits of the peer are ignored with `listen_on: self`.
 //!
+//! Whoever pressed acts on the other party (Kazoo's `dtmf_leg` rule, see
+//! [`crate::modules::metaflow`]): a far end's transfer, hold or park code acts on the caller,
+//! and `leg: self` of its `play`/`say`/`tts` is the far end; children inherit `dtmf_leg`.
+//!
 //! # Running (and the main flow)
 //! A complete code runs from inside whatever the main flow is waiting on (an app's completion,
 //! digits, an HTTP request), through [`crate::engine::metaflow_runner`], one code at a time; the

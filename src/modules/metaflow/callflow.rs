@@ -3,7 +3,8 @@
 //! interrupted: a bridge ends (`uuid_kill <peer>`), media stops (`uuid_break <uuid>`; not `all`,
 //! which would flush queued commands), the current module's waits end at once
 //! ([`Call::request_branch`]), then the executor branches to the callflow, and when it stops the
-//! main flow resumes at the interrupted node's `_`. The metaflow's own children run first.
+//! main flow resumes at the interrupted node's `_`. The metaflow's own children run first. The
+//! callflow always runs on this (the caller's) leg, whoever pressed.
 //! Children: `_`; nothing to run -> `no_callflow`.
 
 use super::{MetaNext, MetaflowModule, first_capture};

@@ -1,5 +1,7 @@
 //! Metaflow `hangup`: ends the conversation with the far end — the peer is hung up and the caller
 //! returns to the callflow (a bridge ends); without a peer, the caller's own leg is hung up.
+//! Whoever pressed, the far end is the one hung up: for a far end's code that is Kazoo's rule
+//! (the presser hangs up); for the caller's it differs on purpose (the caller's flow goes on).
 //! API: `uuid_kill <peer|uuid>`. Children: `_`.
 
 use super::{MetaNext, MetaflowModule};
@@ -35,7 +37,8 @@ impl MetaflowModule for Hangup {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{
-        apis, me, meta, one_code, peer, run_bridged, said, said_line, secs, store, unbridged_flow,
+        apis, me, meta, one_code, peer, run_bridged, run_pressed_by_peer, said, said_line, secs,
+        store, unbridged_flow,
     };
     use crate::engine::call::CallEnded;
     use crate::engine::executor::FlowEnd;
@@ -71,5 +74,12 @@ mod tests {
         assert_eq!(hangup.by, HangupBy::Controller);
         assert!(sim.transcript.hangup_complete_at.is_some());
         assert!(sim.transcript.controller_closed_after_hangup_complete);
+    }
+
+    #[tokio::test]
+    async fn pressed_by_the_far_end_hangs_the_far_end_up() {
+        let metaflow = one_code("0", meta("hangup", json!({}), json!({})));
+        let sim = run_pressed_by_peer(metaflow, "*0", "").await;
+        assert_eq!(apis(&sim), [format!("uuid_kill {}", peer(&sim))]);
     }
 }

@@ -7,7 +7,8 @@
 //! (default) it must still be ringing (RINGING, EARLY, RING_WAIT). Then `uuid_broadcast <uuid>
 //! 'intercept::<ringing uuid>' aleg` makes this leg take that call (FreeSWITCH's `intercept`
 //! bridges us to the caller and hangs up the ringing leg). A device/user target without SIP
-//! usernames is `no_target` without asking the switch.
+//! usernames is `no_target` without asking the switch. The call is taken by this (the
+//! caller's) leg, whoever pressed.
 //! Children: `_`; no target or nothing ringing -> `no_target`.
 
 use super::{MetaNext, MetaflowModule, first_capture};
