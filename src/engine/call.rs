@@ -41,6 +41,9 @@ pub enum CallEnded {
     /// The service is shutting down and the grace period ran out: the call goes back to the
     /// dialplan (`resume` was sent at set-up; closing the socket hands it over).
     HandedBack,
+    /// A metaflow `callflow` asked to run another flow: the current module's wait is cut short
+    /// so the executor branches at once (see [`Call::request_branch`]).
+    Interrupted,
 }
 
 impl fmt::Display for CallEnded {
@@ -53,6 +56,7 @@ impl fmt::Display for CallEnded {
             CallEnded::Refused(reply) => write!(f, "switch refused the command: {reply}"),
             CallEnded::Transferred => write!(f, "call transferred away"),
             CallEnded::HandedBack => write!(f, "handed back to the dialplan (shutdown)"),
+            CallEnded::Interrupted => write!(f, "interrupted by a metaflow callflow"),
         }
     }
 }
@@ -285,7 +289,9 @@ impl Call {
         self.peer_uuid.as_deref()
     }
 
-    /// A metaflow asks the executor to branch to `flow` after the current step.
+    /// A metaflow asks the executor to branch to `flow`: once the metaflow is over, every wait
+    /// of the current module returns [`CallEnded::Interrupted`] (a menu or a digit collection
+    /// must not run on), and the executor branches instead of following the module's result.
     pub fn request_branch(&mut self, flow: Node) {
         self.pending_branch = Some(flow);
     }
@@ -293,6 +299,32 @@ impl Call {
     /// Takes a branch requested by a metaflow.
     pub fn take_requested_branch(&mut self) -> Option<Node> {
         self.pending_branch.take()
+    }
+
+    /// Whether waits must give way to a branch a metaflow requested (never inside the metaflow
+    /// run itself, nor once the call is over).
+    fn interrupted(&self) -> bool {
+        self.pending_branch.is_some() && !self.in_metaflow && !self.is_over()
+    }
+
+    /// When the pending caller code completes, if it can run then: not while a metaflow runs
+    /// (the code waits for it), so a wait never wakes up for a code it cannot run.
+    fn code_due(&self) -> Option<Instant> {
+        if self.in_metaflow {
+            return None;
+        }
+        self.detector.as_ref().and_then(Detector::deadline)
+    }
+
+    /// Turns metaflows off for good (the flow is over): pending codes and a requested branch
+    /// are dropped, later digits are nobody's.
+    fn end_metaflows(&mut self) {
+        self.metaflows = None;
+        self.detector = None;
+        self.peer_codes.clear();
+        self.pending_branch = None;
+        self.unhold_key = None;
+        self.unhold_pressed = false;
     }
 
     /// Arms (or clears) the single digit that takes a held peer off hold.
@@ -555,6 +587,8 @@ impl Call {
 
     /// Waits until CHANNEL_HANGUP_COMPLETE or socket loss (at most `timeout`).
     pub async fn wait_hangup_complete(&mut self, timeout: Duration) {
+        // The flow is over: a code completing now must not act on the dying call.
+        self.end_metaflows();
         let deadline = Instant::now() + timeout;
         while !self.hangup_complete && !self.disconnected {
             let result = self
@@ -600,16 +634,19 @@ impl Call {
     ) -> Result<Option<EslEvent>, CallEnded> {
         loop {
             self.run_due_metaflows().await;
-            if until_digits && !self.dtmf.is_empty() {
-                return Ok(None);
-            }
             if self.transferred {
                 return Err(CallEnded::Transferred);
+            }
+            if self.interrupted() {
+                return Err(CallEnded::Interrupted);
+            }
+            if until_digits && !self.dtmf.is_empty() {
+                return Ok(None);
             }
             if self.disconnected {
                 return Err(CallEnded::Disconnected("socket closed".into()));
             }
-            let wake = match self.detector.as_ref().and_then(Detector::deadline) {
+            let wake = match self.code_due() {
                 Some(code_due) if code_due < deadline => code_due,
                 _ => deadline,
             };
@@ -644,6 +681,16 @@ impl Call {
     /// reported from the peer leg). Never re-entered from inside a metaflow.
     async fn run_due_metaflows(&mut self) {
         if self.in_metaflow || self.metaflows.is_none() {
+            return;
+        }
+        if self.is_over() || self.transferred {
+            // A code cut short by the end of the call never runs; dropping it also stops the
+            // waits from waking up for it.
+            if let Some(detector) = self.detector.as_mut() {
+                detector.cancel();
+            }
+            self.peer_codes.clear();
+            self.unhold_pressed = false;
             return;
         }
         if self.unhold_pressed {
@@ -690,7 +737,9 @@ impl Call {
     }
 
     /// Awaits `work` (an HTTP request, a timer) while draining events, so the reader never
-    /// stalls; a hangup or socket loss abandons `work`.
+    /// stalls; a hangup or socket loss abandons `work`, and a metaflow `callflow` interrupts it
+    /// ([`CallEnded::Interrupted`]). Metaflow codes completing meanwhile run inside it, so it
+    /// must be awaited to the end, never cancelled from outside (bound `work` instead).
     pub async fn race<F: std::future::Future>(&mut self, work: F) -> Result<F::Output, CallEnded> {
         tokio::pin!(work);
         let mut handback = self.handback.clone();
@@ -699,7 +748,10 @@ impl Call {
             if let Some(ended) = self.ended() {
                 return Err(ended);
             }
-            let deadline = match self.detector.as_ref().and_then(Detector::deadline) {
+            if self.interrupted() {
+                return Err(CallEnded::Interrupted);
+            }
+            let deadline = match self.code_due() {
                 Some(code_due) if code_due < self.deadline => code_due,
                 _ => self.deadline,
             };
@@ -782,7 +834,11 @@ impl Call {
                     .or_else(|| event.header_str("Bridge-B-Unique-ID"))
                     .map(str::to_string);
             }
-            Some(EslEventType::ChannelUnbridge) => self.peer_uuid = None,
+            Some(EslEventType::ChannelUnbridge) => {
+                // No peer is held any more: the unhold key is an ordinary digit again.
+                self.peer_uuid = None;
+                self.set_unhold_key(None);
+            }
             Some(EslEventType::ChannelData) => {
                 // bind_digit_action on a bridge leg reports the far end's metaflow code.
                 let hears_peer = self

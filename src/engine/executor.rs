@@ -75,12 +75,15 @@ pub async fn run_flow(call: &mut Call, flow: Node) -> FlowEnd {
         }
 
         let next = step(call, &current).await;
-        // A metaflow `callflow` interrupts the step: branch to it, resuming at this node's `_`.
+        // A metaflow `callflow` interrupts the step (its waits end with `Interrupted`): branch
+        // to it, resuming at this node's `_`; unless the call ended or left meanwhile.
         let next = match call.take_requested_branch() {
             Some(flow)
                 if !matches!(
                     next,
-                    Err(CallEnded::HungUp(_)) | Err(CallEnded::Disconnected(_))
+                    Err(CallEnded::HungUp(_))
+                        | Err(CallEnded::Disconnected(_))
+                        | Err(CallEnded::Transferred)
                 ) =>
             {
                 Ok(Next::Branch(Box::new(flow)))

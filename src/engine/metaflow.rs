@@ -28,6 +28,22 @@
 //! FreeSWITCH match `<binding digit><digits>` on that leg and queue a CHANNEL_DATA event with
 //! `digits: <code>` to our channel; `divert_events on` (sent at set-up) delivers it to this
 //! socket. Digits of the peer are ignored with `listen_on: self`.
+//!
+//! Whoever pressed acts on the other party (Kazoo's `dtmf_leg` rule, see
+//! [`crate::modules::metaflow`]): a far end's transfer, hold or park code acts on the caller,
+//! and `leg: self` of its `play`/`say`/`tts` is the far end; children inherit `dtmf_leg`.
+//!
+//! # Running (and the main flow)
+//! A complete code runs from inside whatever the main flow is waiting on (an app's completion,
+//! digits, an HTTP request), through [`crate::engine::metaflow_runner`], one code at a time; the
+//! main flow's node, stack and pending app are untouched and it goes on waiting afterwards.
+//! Metaflow modules act through `api` commands only; none flushes the channel's queued
+//! commands (`uuid_break` is sent without `all`), so the main flow's pending app always
+//! completes. Exceptions, by design: a `callflow` node cuts the current module short and the
+//! executor branches (resuming at the interrupted node's `_`); a blind transfer of this leg
+//! releases the call (no hangup, no further children); a hangup of this leg ends the flow. A
+//! code not complete when the call ends never runs. `hold`'s unhold key is a key only while a
+//! peer is held (disarmed when the bridge ends) and no code is being collected.
 
 use crate::callflow::model::Node;
 use regex::Regex;
@@ -271,6 +287,11 @@ impl Detector {
             Some((_, deadline)) if now >= *deadline => self.armed.take().map(|(code, _)| code),
             _ => None,
         }
+    }
+
+    /// Drops the code being collected, if any.
+    pub fn cancel(&mut self) {
+        self.armed = None;
     }
 
     /// The binding digit (to give an unmatched code back to the main flow).

@@ -1,6 +1,9 @@
 //! Runs one triggered metaflow node (and its children) on a call, from inside the call's event
 //! wait, so the main flow's state (its current node, stack, pending app) is untouched: the main
 //! flow resumes where it was, unless the node ended or moved the call.
+//!
+//! Children inherit the code's `dtmf_leg` (who pressed it), so a `play` to `self` after a far-end
+//! `hold` still reaches the far end.
 
 use crate::callflow::model::Node;
 use crate::engine::call::{Call, TimelineEntry};
@@ -13,12 +16,19 @@ pub const MAX_METAFLOW_STEPS: usize = 16;
 pub async fn run(call: &mut Call, node: Node) {
     let mut current = node;
     for _ in 0..MAX_METAFLOW_STEPS {
+        // A node that moved the call away (a blind transfer of this leg) ends the run: its
+        // children would act on a channel that is no longer ours.
+        if let Some(ended) = call.ended() {
+            tracing::info!(%ended, "metaflow stopped: the call is no longer ours");
+            return;
+        }
         let Some(entry) = metaflow::get(&current.module) else {
             tracing::warn!(module = %current.module, "unknown metaflow module; ignored");
             return;
         };
+        // The data shows what detection added (`collected`, `captures`, `dtmf_leg`).
         call.note(TimelineEntry::Note {
-            text: format!("metaflow module {}", current.module),
+            text: format!("metaflow module {} {}", current.module, current.data),
         });
         metrics::counter!("callflowd_metaflow_runs_total", "module" => entry.name).increment(1);
         let next = entry.run(&current, call).await;
@@ -29,7 +39,11 @@ pub async fn run(call: &mut Call, node: Node) {
                     .remove(&key)
                     .or_else(|| current.children.remove("_"));
                 match child {
-                    Some(child) if !child.is_empty() => current = child,
+                    Some(child) if !child.is_empty() => {
+                        let pressed_by = current.data.get("dtmf_leg").cloned();
+                        current = child;
+                        inherit(&mut current, "dtmf_leg", pressed_by);
+                    }
                     _ => return,
                 }
             }
@@ -41,6 +55,19 @@ pub async fn run(call: &mut Call, node: Node) {
         }
     }
     tracing::warn!("metaflow ran too many steps; stopped");
+}
+
+/// Gives `node` the parent's `key` unless it sets its own.
+fn inherit(node: &mut Node, key: &str, value: Option<serde_json::Value>) {
+    let Some(value) = value else {
+        return;
+    };
+    if !node.data.is_object() {
+        node.data = serde_json::Value::Object(Default::default());
+    }
+    if let Some(data) = node.data.as_object_mut() {
+        data.entry(key).or_insert(value);
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ pub mod executor;
 pub mod listener;
 pub mod metaflow;
 pub mod metaflow_runner;
+#[cfg(test)]
+mod metaflow_tests;
 pub mod session;
 pub mod simulate;
 #[cfg(test)]

@@ -389,6 +389,12 @@ async fn finish(call: &mut Call, end: &SessionEnd) {
         SessionEnd::Flow(FlowEnd::Ended(CallEnded::HungUp(_))) => {
             call.wait_hangup_complete(linger).await;
         }
+        SessionEnd::Flow(FlowEnd::Ended(CallEnded::Interrupted)) => {
+            // Only a requested branch interrupts, and the executor always takes it; should a
+            // module ever swallow it, end the call like a finished flow.
+            let _ = call.hangup("NORMAL_CLEARING").await;
+            call.wait_hangup_complete(linger).await;
+        }
         SessionEnd::Flow(FlowEnd::Ended(CallEnded::Deadline)) => {
             tracing::warn!("call deadline reached: hanging up");
             let _ = call.kill("RECOVERY_ON_TIMER_EXPIRE").await;

@@ -177,15 +177,14 @@ impl CallflowModule for Pivot {
             }
             Ok(body)
         };
-        let outcome = match tokio::time::timeout(
-            timeout + Duration::from_millis(100),
-            call.race(fetch),
-        )
-        .await
-        {
-            Ok(raced) => raced?,
-            Err(_) => Err("timed out".to_string()),
+        // The timeout bounds the request, not `race`: metaflows run inside `race`, and
+        // cancelling it in the middle of one would leave that metaflow half done.
+        let bounded = async move {
+            tokio::time::timeout(timeout + Duration::from_millis(100), fetch)
+                .await
+                .unwrap_or_else(|_| Err("timed out".to_string()))
         };
+        let outcome = call.race(bounded).await?;
         let node = outcome.and_then(|body| {
             if data.debug {
                 tracing::info!(url = %data.voice_url, reply = %String::from_utf8_lossy(&body), "pivot reply");

@@ -1,11 +1,15 @@
 //! Metaflow `intercept`: picks up a call ringing at another device, user or number.
 //!
-//! The ringing leg is found with `api show channels like <sip username>@` (devices of the target
-//! user, or the target device; `number` targets are matched on the dialled number): the first
-//! outbound channel in RINGING/EARLY state. Then `uuid_broadcast <uuid> 'intercept::<ringing
-//! uuid>' aleg` makes this leg take that call (FreeSWITCH's `intercept` bridges us to the caller
-//! and hangs up the ringing leg); with `unbridged_only` (default) only calls that are still
-//! ringing are taken. Children: `_`; nothing ringing -> `no_target`.
+//! The ringing leg is found in `api show channels` (CSV): the first outbound channel whose name
+//! contains `/<sip username>@` (the target device, or the devices of the target user) or, for
+//! `number` targets (default; the code's first capture when `target_id` is unset), whose name
+//! contains `/<number>@` or whose destination is exactly the number; with `unbridged_only`
+//! (default) it must still be ringing (RINGING, EARLY, RING_WAIT). Then `uuid_broadcast <uuid>
+//! 'intercept::<ringing uuid>' aleg` makes this leg take that call (FreeSWITCH's `intercept`
+//! bridges us to the caller and hangs up the ringing leg). A device/user target without SIP
+//! usernames is `no_target` without asking the switch. The call is taken by this (the
+//! caller's) leg, whoever pressed.
+//! Children: `_`; no target or nothing ringing -> `no_target`.
 
 use super::{MetaNext, MetaflowModule, first_capture};
 use crate::engine::call::{Call, CallEnded};
@@ -43,8 +47,9 @@ fn yes() -> bool {
     true
 }
 
-/// Finds the uuid of a ringing outbound channel in `show channels` CSV output whose name or
-/// destination contains one of `needles`.
+/// Finds the uuid of a ringing outbound channel in `show channels` CSV output matching one of
+/// `needles`: a needle `/<user>@` matches a channel name containing it, any other needle (a
+/// number) a destination equal to it — not a name merely containing those digits.
 pub fn ringing_channel(csv: &str, needles: &[String], unbridged_only: bool) -> Option<String> {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next()?.split(',').collect();
@@ -62,9 +67,13 @@ pub fn ringing_channel(csv: &str, needles: &[String], unbridged_only: bool) -> O
         let name = get(name_i);
         let dest = dest_i.map(get).unwrap_or_default();
         let state = state_i.map(get).unwrap_or("RINGING");
-        let matches = needles
-            .iter()
-            .any(|n| name.contains(n.as_str()) || dest == n.trim_end_matches('@'));
+        let matches = needles.iter().any(|n| {
+            if n.starts_with('/') {
+                name.contains(n.as_str())
+            } else {
+                dest == n
+            }
+        });
         let ringing = matches!(state, "RINGING" | "EARLY" | "RING_WAIT");
         (get(dir_i) == "outbound" && matches && (ringing || !unbridged_only))
             .then(|| get(uuid_i).to_string())
@@ -151,5 +160,83 @@ mod tests {
         );
         assert_eq!(ringing_channel(csv, &["/3001@".into()], true), None);
         assert_eq!(ringing_channel("", &["x".into()], true), None);
+    }
+
+    #[test]
+    fn ringing_states_direction_and_unbridged_only() {
+        let csv = "uuid,direction,created,created_epoch,name,state,cid_name,cid_num,ip_addr,dest,callstate\n\
+                   i1,inbound,x,1,sofia/internal/2001@10.0.0.9,CS_EXECUTE,,2001,,3000,RINGING\n\
+                   a1,outbound,x,1,sofia/internal/2001@10.0.0.2,CS_EXCHANGE_MEDIA,,1000,,2001,ACTIVE\n\
+                   e1,outbound,x,1,sofia/internal/2001@10.0.0.3,CS_CONSUME_MEDIA,,1000,,2001,EARLY\n";
+        let needles = ["/2001@".to_string()];
+        // An inbound leg never matches; an answered one only without unbridged_only.
+        assert_eq!(ringing_channel(csv, &needles, true).as_deref(), Some("e1"));
+        assert_eq!(ringing_channel(csv, &needles, false).as_deref(), Some("a1"));
+        // Number targets also match the dialled number.
+        let by_number = ["/4444@".to_string(), "2001".to_string()];
+        assert_eq!(
+            ringing_channel(csv, &by_number, true).as_deref(),
+            Some("e1")
+        );
+        // Without the columns it needs, nothing is found.
+        assert_eq!(ringing_channel("uuid,name\nx,y\n", &needles, true), None);
+        // A number is not matched inside another one (name or destination 12001).
+        let other = "uuid,direction,name,dest,callstate\n\
+                     o1,outbound,sofia/internal/12001@10.0.0.4,12001,RINGING\n";
+        assert_eq!(ringing_channel(other, &by_number, true), None);
+        assert_eq!(
+            ringing_channel(other, &["/12001@".into(), "12001".into()], true).as_deref(),
+            Some("o1")
+        );
+        // Without a callstate column a matching outbound leg counts as ringing.
+        let bare = "uuid,direction,name\nr1,outbound,sofia/internal/2001@h\n";
+        assert_eq!(ringing_channel(bare, &needles, true).as_deref(), Some("r1"));
+    }
+
+    mod end_to_end {
+        use super::super::super::testing::{
+            apis, me, meta, one_code, run_bridged, run_unbridged, said, said_line, secs,
+        };
+        use serde_json::json;
+
+        #[tokio::test]
+        async fn nothing_ringing_in_show_channels_takes_the_no_target_child() {
+            // The fake's `show channels` lists only this (inbound, answered) channel.
+            let metaflow = one_code(
+                "8",
+                meta(
+                    "intercept",
+                    json!({"target_type": "number", "target_id": "2001"}),
+                    json!({"no_target": said("nothing"), "_": said("default")}),
+                ),
+            );
+            let sim = run_bridged(metaflow, secs(4), "*8@bridge+300ms").await;
+            assert_eq!(
+                apis(&sim),
+                ["show channels".to_string(), said_line(&me(&sim), "nothing")]
+            );
+            let reply = sim
+                .transcript
+                .commands
+                .iter()
+                .find(|c| c.line == "api show channels")
+                .and_then(|c| c.reply.clone())
+                .unwrap_or_default();
+            assert!(
+                reply.contains(&me(&sim)) && reply.contains("inbound"),
+                "{reply}"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_user_without_devices_is_no_target_without_asking_the_switch() {
+            let metaflow = json!({"digit_timeout": 1200, "patterns": {"^8(\\d+)$": meta(
+                "intercept",
+                json!({"target_type": "user", "target_id": "eeeeeeeeeeeeeeeeeeeeeeeeeeee0f09"}),
+                json!({"no_target": said("nothing")}),
+            )}});
+            let sim = run_unbridged(metaflow, "*81@playback+300ms").await;
+            assert_eq!(apis(&sim), [said_line(&me(&sim), "nothing")]);
+        }
     }
 }

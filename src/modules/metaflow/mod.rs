@@ -5,6 +5,11 @@
 //! `api` commands that take effect at once (`uuid_transfer`, `uuid_hold`, `uuid_record`,
 //! `uuid_broadcast`, `uuid_break`, `uuid_kill`) instead of queued `execute`s, which would wait
 //! behind the running app. A module returns the child key to follow (`Continue`) or `Stop`.
+//!
+//! As in Kazoo, the leg that pressed the code (`data.dtmf_leg`: `self` = this channel, `peer` =
+//! the far end heard through `listen_on`) acts on the other one: the transferee, the held or
+//! parked party is the presser's [`Parties::other`], and a `leg` of `play`/`say`/`tts` is seen
+//! from the presser ([`leg_from_here`]).
 
 use crate::callflow::errors::{FieldErrors, join_path};
 use crate::callflow::model::Node;
@@ -309,6 +314,42 @@ fn validate_node(node: &mut Value, path: &str, depth: usize, errors: &mut FieldE
     }
 }
 
+/// Who pressed a code and the party it acts on (Kazoo: the transferor and the transferee).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parties {
+    /// The channel whose digits made the code (`None`: the far end, no longer bridged).
+    pub presser: Option<String>,
+    /// The other party (`None`: not bridged).
+    pub other: Option<String>,
+}
+
+/// The two parties of a code pressed on `dtmf_leg` (`self` when absent).
+pub fn parties(call: &Call, dtmf_leg: Option<&str>) -> Parties {
+    let this = Some(call.uuid.clone());
+    let far_end = call.peer_uuid().map(str::to_string);
+    if dtmf_leg == Some("peer") {
+        Parties {
+            presser: far_end,
+            other: this,
+        }
+    } else {
+        Parties {
+            presser: this,
+            other: far_end,
+        }
+    }
+}
+
+/// A `leg` (`self`, `peer`, `both`) meant from the presser's side, seen from this channel
+/// (Kazoo's `konami_play`: `self` is the leg that pressed).
+pub fn leg_from_here<'a>(leg: &'a str, dtmf_leg: Option<&str>) -> &'a str {
+    match (dtmf_leg, leg) {
+        (Some("peer"), "self") => "peer",
+        (Some("peer"), "peer") => "self",
+        _ => leg,
+    }
+}
+
 /// `uuid_broadcast` leg argument for a metaflow `leg` (`self`, `peer`, `both`).
 pub fn broadcast_legs(leg: &str) -> &'static str {
     match leg {
@@ -343,6 +384,202 @@ pub fn first_capture(captures: &[String], collected: &Option<String>) -> Option<
         .find(|c| !c.is_empty())
         .cloned()
         .or_else(|| collected.clone())
+}
+
+/// Fixtures shared by the metaflow tests (engine scenarios and one test module per metaflow
+/// module): a callflow carrying a `metaflow`, a device to bridge, scripted calls and readers of
+/// what the switch was asked.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::engine::simulate::Simulation;
+    use crate::engine::testkit::{
+        ACCOUNT, NUMBER, node, notes, run_with_store, script, store_with_flow, validated,
+    };
+    use crate::fakeswitch::{BridgeOutcome, CallScript, DtmfAt};
+    use crate::store::memory::MemStore;
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The main callflow's id (routed on [`NUMBER`]).
+    pub(crate) const MAIN: &str = "cf000000000000000000000000000001";
+    /// The device the main flow bridges to (`user/peer@test.callflowd`).
+    pub(crate) const PEER_DEVICE: &str = "dddddddddddddddddddddddddddd0f01";
+    /// A second callflow (for the `callflow` metaflow), on number 2000.
+    pub(crate) const SUB: &str = "00000000000000000000000000000f01";
+    /// Digit timeout of the test metaflows: well above the 100 ms between scripted digits.
+    pub(crate) const DIGIT_TIMEOUT_MS: u64 = 1200;
+
+    /// A store whose main callflow runs `flow` (validated) with `metaflow` as its own
+    /// `metaflow`, plus the device [`PEER_DEVICE`].
+    pub(crate) fn store(flow: Value, metaflow: Value) -> Arc<MemStore> {
+        let store = store_with_flow(json!({}));
+        store.put(
+            ACCOUNT,
+            "callflows",
+            MAIN,
+            json!({"numbers": [NUMBER], "flow": validated(flow), "metaflow": metaflow}),
+        );
+        store.put(
+            ACCOUNT,
+            "devices",
+            PEER_DEVICE,
+            json!({"name": "peer", "sip": {"username": "peer"}}),
+        );
+        store
+    }
+
+    /// A main flow that bridges [`PEER_DEVICE`].
+    pub(crate) fn bridge_flow(children: Value) -> Value {
+        node("device", json!({"id": PEER_DEVICE}), children)
+    }
+
+    /// A main flow that plays 8 s of silence (no playback terminators, so the binding digit
+    /// does not stop it), then `children`.
+    pub(crate) fn unbridged_flow(children: Value) -> Value {
+        node(
+            "play",
+            json!({"id": "silence_stream://8000", "terminators": []}),
+            children,
+        )
+    }
+
+    /// `metaflow` with the one code `code` (without the binding digit) running `node`.
+    pub(crate) fn one_code(code: &str, node: Value) -> Value {
+        json!({"digit_timeout": DIGIT_TIMEOUT_MS, "numbers": {code: node}})
+    }
+
+    /// A metaflow node.
+    pub(crate) fn meta(module: &str, data: Value, children: Value) -> Value {
+        json!({"module": module, "data": data, "children": children})
+    }
+
+    /// A metaflow node whose only trace is `uuid_broadcast <uuid> 'speak::flite|slt|<tag>'
+    /// aleg`: tells which child ran.
+    pub(crate) fn said(tag: &str) -> Value {
+        meta("tts", json!({"text": tag}), json!({}))
+    }
+
+    /// The api line [`said`] makes on the channel `me`.
+    pub(crate) fn said_line(me: &str, tag: &str) -> String {
+        format!("uuid_broadcast {me} 'speak::flite|slt|{tag}' aleg")
+    }
+
+    /// A call whose bridge is answered at once and lasts `talk`, the caller pressing `digits`
+    /// ([`CallScript::parse_digits`] syntax, e.g. `*4@bridge+300ms`).
+    pub(crate) fn bridged_call(talk: Duration, digits: &str) -> CallScript {
+        // `att_xfer` (attended transfer) is a stock app the fake does not list.
+        let script = script()
+            .bridge("*", BridgeOutcome::answered(talk))
+            .known_app("att_xfer");
+        if digits.is_empty() {
+            script
+        } else {
+            script.dtmf(digits).expect("valid scripted digits")
+        }
+    }
+
+    /// Runs the bridging main flow with `metaflow`; the bridge lasts `talk` and the caller
+    /// presses `digits`.
+    pub(crate) async fn run_bridged(metaflow: Value, talk: Duration, digits: &str) -> Simulation {
+        run_with_store(
+            store(bridge_flow(json!({})), metaflow),
+            bridged_call(talk, digits),
+        )
+        .await
+    }
+
+    /// Seconds.
+    pub(crate) fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    /// `script` plus the CHANNEL_DATA the far end's `bind_digit_action` queues when it presses
+    /// `digits` (binding digit included), `after` the bridge started.
+    pub(crate) fn peer_presses(script: CallScript, digits: &str, after: Duration) -> CallScript {
+        script.event_at(
+            DtmfAt::AppStart {
+                app: "bridge".into(),
+                nth: 1,
+                offset: after,
+            },
+            "CHANNEL_DATA",
+            &[("metaflow", "peer"), ("digits", digits)],
+        )
+    }
+
+    /// Runs the bridging main flow (4 s bridge) with `metaflow` heard on the far end only
+    /// (`listen_on: peer`); the far end presses `digits` 500 ms into the bridge, then the
+    /// caller presses `caller_digits`.
+    pub(crate) async fn run_pressed_by_peer(
+        metaflow: Value,
+        digits: &str,
+        caller_digits: &str,
+    ) -> Simulation {
+        let mut metaflow = metaflow;
+        if let Some(m) = metaflow.as_object_mut() {
+            m.insert("listen_on".into(), json!("peer"));
+        }
+        let script = peer_presses(
+            bridged_call(secs(4), caller_digits),
+            digits,
+            Duration::from_millis(500),
+        );
+        run_with_store(store(bridge_flow(json!({})), metaflow), script).await
+    }
+
+    /// Runs [`unbridged_flow`] with `metaflow`, the caller pressing `digits`.
+    pub(crate) async fn run_unbridged(metaflow: Value, digits: &str) -> Simulation {
+        let script = script().dtmf(digits).expect("valid scripted digits");
+        run_with_store(store(unbridged_flow(json!({})), metaflow), script).await
+    }
+
+    /// The `api` commands the engine sent, without the `api ` prefix (only metaflows send any
+    /// in these tests).
+    pub(crate) fn apis(sim: &Simulation) -> Vec<String> {
+        sim.transcript
+            .command_lines()
+            .into_iter()
+            .filter_map(|line| line.strip_prefix("api ").map(str::to_string))
+            .collect()
+    }
+
+    /// This call's channel uuid.
+    pub(crate) fn me(sim: &Simulation) -> String {
+        sim.transcript.uuid.clone()
+    }
+
+    /// The far end's uuid, from the CHANNEL_BRIDGE event the fake sent.
+    pub(crate) fn peer(sim: &Simulation) -> String {
+        sim.transcript
+            .frames
+            .iter()
+            .filter(|f| f.event.as_deref() == Some("CHANNEL_BRIDGE"))
+            .find_map(|f| {
+                String::from_utf8_lossy(&f.bytes).lines().find_map(|line| {
+                    line.strip_prefix("Other-Leg-Unique-ID: ")
+                        .map(|uuid| uuid.trim().to_string())
+                })
+            })
+            .expect("the call was bridged")
+    }
+
+    /// Timeline notes about metaflows (`metaflow code ...`, `metaflow module ...`, `peer
+    /// digits ...`).
+    pub(crate) fn metaflow_notes(sim: &Simulation) -> Vec<String> {
+        notes(sim)
+            .into_iter()
+            .filter(|n| n.starts_with("metaflow ") || n.starts_with("peer digits"))
+            .collect()
+    }
+
+    /// The codes the engine detected, as `<binding><code> on <leg>: <module|no match>`.
+    pub(crate) fn codes(sim: &Simulation) -> Vec<String> {
+        notes(sim)
+            .into_iter()
+            .filter_map(|n| n.strip_prefix("metaflow code ").map(str::to_string))
+            .collect()
+    }
 }
 
 #[cfg(test)]

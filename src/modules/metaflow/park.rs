@@ -1,12 +1,16 @@
-//! Metaflow `park` (Kazoo has none): parks the far end in the account's valet lot and tells the
-//! caller the slot, so they can hang up and anyone can pick the call up from `*3<slot>`.
+//! Metaflow `park` (Kazoo has none): whoever pressed the code parks the other party in the
+//! account's valet lot and is told the slot, so anyone can pick the call up from `*3<slot>`:
+//! the caller parks the far end, or the far end (`listen_on` peer/both) parks the caller.
 //!
-//! API: `valet_info <lot>` (occupied slots), `uuid_transfer <peer> 'valet_park:<lot> <slot>'
-//! inline`, then `uuid_broadcast <uuid> 'say::<language> number iterated <slot>' aleg`.
+//! API: `valet_info <lot>` (occupied slots), `uuid_transfer <parked> 'valet_park:<lot> <slot>'
+//! inline`, then `uuid_broadcast <presser> 'say::<language> number iterated <slot>' aleg`. When
+//! the caller is the one parked, this call leaves callflowd (the executor ends without hanging
+//! up, the metaflow's children do not run) and the announcement to the far end is best effort
+//! (its leg may end with the bridge).
 //! Slot: the first free one from `first_slot` to `max_slot_number`. Children: `_`; not bridged
 //! -> `no_peer`; lot full -> `full`.
 
-use super::{MetaNext, MetaflowModule};
+use super::{MetaNext, MetaflowModule, Parties, parties};
 use crate::engine::call::{Call, CallEnded};
 use crate::modules::park::{lot, occupied_slots};
 use serde::Deserialize;
@@ -27,6 +31,9 @@ pub struct Data {
     /// Language of the slot announcement.
     #[serde(default = "en")]
     pub language: String,
+    /// The leg that pressed the code (`self` or `peer`).
+    #[serde(default)]
+    pub dtmf_leg: Option<String>,
 }
 
 fn first() -> u32 {
@@ -56,7 +63,11 @@ impl MetaflowModule for Park {
     }
 
     async fn run(data: Data, call: &mut Call) -> Result<MetaNext, CallEnded> {
-        let Some(peer) = call.peer_uuid().map(str::to_string) else {
+        let Parties {
+            presser,
+            other: Some(parked),
+        } = parties(call, data.dtmf_leg.as_deref())
+        else {
             return Ok(MetaNext::Continue("no_peer".into()));
         };
         let lot = lot(&call.account_id);
@@ -68,15 +79,91 @@ impl MetaflowModule for Park {
             return Ok(MetaNext::Continue("full".into()));
         };
         call.api(&format!(
-            "uuid_transfer {peer} 'valet_park:{lot} {slot}' inline"
+            "uuid_transfer {parked} 'valet_park:{lot} {slot}' inline"
         ))
         .await?;
-        let uuid = call.uuid.clone();
-        call.api(&format!(
-            "uuid_broadcast {uuid} 'say::{} number iterated {slot}' aleg",
-            data.language
-        ))
-        .await?;
+        if let Some(presser) = presser {
+            call.api(&format!(
+                "uuid_broadcast {presser} 'say::{} number iterated {slot}' aleg",
+                data.language
+            ))
+            .await?;
+        }
+        if parked == call.uuid {
+            call.mark_transferred();
+        }
         Ok(MetaNext::default_child())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{
+        apis, me, meta, one_code, peer, run_bridged, run_pressed_by_peer, run_unbridged, said,
+        said_line, secs,
+    };
+    use crate::engine::executor::FlowEnd;
+    use crate::engine::session::SessionEnd;
+    use crate::engine::testkit::ACCOUNT;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn parks_the_peer_in_the_first_free_slot_and_announces_it() {
+        let metaflow = one_code(
+            "7",
+            meta(
+                "park",
+                json!({"first_slot": 301, "max_slot_number": 310, "language": "de"}),
+                json!({"_": said("parked"), "full": said("full")}),
+            ),
+        );
+        let sim = run_bridged(metaflow, secs(4), "*7@bridge+300ms").await;
+        let (me, peer) = (me(&sim), peer(&sim));
+        let lot = format!("callflowd_{ACCOUNT}");
+        assert_eq!(
+            apis(&sim),
+            [
+                format!("valet_info {lot}"),
+                format!("uuid_transfer {peer} 'valet_park:{lot} 301' inline"),
+                format!("uuid_broadcast {me} 'say::de number iterated 301' aleg"),
+                said_line(&me, "parked"),
+            ]
+        );
+        // The fake's lot is empty: its valet_info reply was read as such.
+        let reply = sim
+            .transcript
+            .commands
+            .iter()
+            .find(|c| c.line.starts_with("api valet_info"))
+            .and_then(|c| c.reply.clone())
+            .unwrap_or_default();
+        assert!(reply.contains("<lots>"), "{reply}");
+    }
+
+    #[tokio::test]
+    async fn without_a_peer_takes_the_no_peer_child() {
+        let metaflow = one_code(
+            "7",
+            meta("park", json!({}), json!({"no_peer": said("alone")})),
+        );
+        let sim = run_unbridged(metaflow, "*7@playback+300ms").await;
+        assert_eq!(apis(&sim), [said_line(&me(&sim), "alone")]);
+    }
+
+    #[tokio::test]
+    async fn pressed_by_the_far_end_parks_the_caller_and_the_call_leaves() {
+        let metaflow = one_code("7", meta("park", json!({}), json!({"_": said("parked")})));
+        let sim = run_pressed_by_peer(metaflow, "*7", "").await;
+        let (me, peer) = (me(&sim), peer(&sim));
+        let lot = format!("callflowd_{ACCOUNT}");
+        assert_eq!(
+            apis(&sim),
+            [
+                format!("valet_info {lot}"),
+                format!("uuid_transfer {me} 'valet_park:{lot} 101' inline"),
+                format!("uuid_broadcast {peer} 'say::en number iterated 101' aleg"),
+            ]
+        );
+        assert_eq!(sim.report.end, SessionEnd::Flow(FlowEnd::Released));
     }
 }

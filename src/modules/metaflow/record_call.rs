@@ -1,7 +1,8 @@
 //! Metaflow `record_call`: starts, stops or toggles recording the call on demand.
 //! API: `uuid_record <uuid> start <path> <time_limit>` / `uuid_record <uuid> stop <path>`; the
-//! path follows the callflow module's naming (`${recordings_dir}/<account>_<uuid>_<unix>.<fmt>`).
-//! Children: `_`.
+//! path follows the callflow module's naming (`${recordings_dir}/<account>_<uuid>_<unix>.<fmt>`)
+//! and is kept for the stop. `start` while recording and `stop` while not send nothing; `toggle`
+//! (default) does whichever applies. Children: `_`.
 
 use super::{MetaNext, MetaflowModule};
 use crate::engine::call::{Call, CallEnded};
@@ -89,5 +90,71 @@ impl MetaflowModule for RecordCall {
             call.kvs.remove(KEY);
         }
         Ok(MetaNext::default_child())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{apis, me, meta, run_bridged, said, said_line, secs};
+    use crate::engine::testkit::ACCOUNT;
+    use serde_json::json;
+
+    /// `(action, path, rest)` of a `uuid_record <me> <action> <path> [rest]` line.
+    fn record_parts(line: &str, me: &str) -> (String, String, String) {
+        let rest = line
+            .strip_prefix(&format!("uuid_record {me} "))
+            .unwrap_or_else(|| panic!("not a uuid_record of this call: {line}"));
+        let mut parts = rest.splitn(3, ' ');
+        let action = parts.next().unwrap_or_default().to_string();
+        let path = parts.next().unwrap_or_default().to_string();
+        let tail = parts.next().unwrap_or_default().to_string();
+        (action, path, tail)
+    }
+
+    #[tokio::test]
+    async fn toggle_starts_then_stops_the_same_recording() {
+        let metaflow = json!({"digit_timeout": 1200, "numbers": {"9": meta(
+            "record_call",
+            json!({"action": "toggle", "format": "mp3", "time_limit": 600}),
+            json!({"_": said("ok")}),
+        )}});
+        let sim = run_bridged(metaflow, secs(6), "*9@bridge+300ms,*9@bridge+3s").await;
+        let me = me(&sim);
+        let apis = apis(&sim);
+        assert_eq!(apis.len(), 4, "{apis:?}");
+        let (action, path, limit) = record_parts(&apis[0], &me);
+        assert_eq!((action.as_str(), limit.as_str()), ("start", "600"));
+        let prefix = format!("${{recordings_dir}}/{ACCOUNT}_{me}_");
+        assert!(
+            path.starts_with(&prefix) && path.ends_with(".mp3"),
+            "{path}"
+        );
+        assert_eq!(apis[1], said_line(&me, "ok"));
+        assert_eq!(
+            record_parts(&apis[2], &me),
+            ("stop".to_string(), path, String::new())
+        );
+        assert_eq!(apis[3], said_line(&me, "ok"));
+    }
+
+    #[tokio::test]
+    async fn start_is_idempotent_and_stop_needs_a_recording() {
+        let metaflow = json!({"digit_timeout": 1200, "numbers": {
+            "1": meta("record_call", json!({"action": "start"}), json!({})),
+            "2": meta("record_call", json!({"action": "stop"}), json!({})),
+        }});
+        // stop (nothing recording), start, start again, stop.
+        let digits = "*2@bridge+300ms,*1@bridge+3s,*1@bridge+5700ms,*2@bridge+8400ms";
+        let sim = run_bridged(metaflow, secs(12), digits).await;
+        let me = me(&sim);
+        let apis = apis(&sim);
+        assert_eq!(apis.len(), 2, "{apis:?}");
+        let (action, path, limit) = record_parts(&apis[0], &me);
+        assert_eq!((action.as_str(), limit.as_str()), ("start", "3600"));
+        assert!(path.ends_with(".wav"), "{path}");
+        assert_eq!(
+            record_parts(&apis[1], &me),
+            ("stop".to_string(), path, String::new())
+        );
     }
 }
