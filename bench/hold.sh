@@ -17,7 +17,7 @@ IDLE=$(rss_kb "$SERVER_PID")
 echo "idle RSS: $IDLE KB"
 "$BIN" loadgen --target "127.0.0.1:$ESL_PORT" --concurrency "$CALLS" --duration "${HOLD}s" \
   --number 2000 --account "$ACCOUNT_ID" --script "{\"hangup_after\":\"${HOLD}s\"}" \
-  --max-in-flight "$CALLS" --log-level warn >"$BENCH_TMP/loadgen.out" 2>&1 &
+  --max-in-flight "$CALLS" --ramp "${RAMP:-1000}" --log-level warn >"$BENCH_TMP/loadgen.out" 2>&1 &
 LOADGEN=$!
 PEAK=0
 for _ in $(seq 1 "$HOLD"); do

@@ -142,6 +142,9 @@ pub struct LoadgenArgs {
     /// Never more than this many calls in flight.
     #[arg(long, default_value_t = 50_000)]
     pub max_in_flight: usize,
+    /// With --concurrency: at most this many new calls per second while filling up.
+    #[arg(long, default_value_t = 2_000.0)]
+    pub ramp: f64,
 }
 
 /// `account` subcommands.
@@ -635,6 +638,7 @@ async fn loadgen(config: &Config, args: LoadgenArgs) -> Result<ExitCode, String>
         script: std::sync::Arc::new(build),
         expected_cause: args.expected_cause.clone(),
         max_in_flight: args.max_in_flight,
+        ramp_per_sec: args.ramp,
     };
     eprintln!(
         "loadgen: {:?} against {} for {:?}",

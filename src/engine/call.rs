@@ -138,7 +138,10 @@ pub struct Call {
     events: EslEventStream,
     /// The channel UUID (`Unique-ID`).
     pub uuid: String,
-    channel: EslResponse,
+    /// The `connect` reply, until the first EXECUTE_COMPLETE: that event carries the same
+    /// caller-profile headers and every channel variable, newer, so the ~20 KB connect data is
+    /// dropped then (it matters with 20,000 calls parked at once).
+    channel: Option<EslResponse>,
     last_snapshot: Option<Arc<EslEvent>>,
     hangup_cause: Option<String>,
     hangup_complete: bool,
@@ -190,7 +193,7 @@ impl Call {
             client,
             events,
             uuid,
-            channel,
+            channel: Some(channel),
             last_snapshot: None,
             hangup_cause: None,
             hangup_complete: false,
@@ -240,9 +243,14 @@ impl Call {
         &self.client
     }
 
-    /// A header of the `connect` reply (`Caller-Destination-Number`, ...).
+    /// A channel header (`Caller-Destination-Number`, `Caller-Caller-ID-Number`,
+    /// `Call-Direction`...): from the `connect` reply, later from the latest EXECUTE_COMPLETE,
+    /// which repeats the caller profile.
     pub fn channel_header(&self, name: &str) -> Option<&str> {
-        self.channel.header(name)
+        match &self.channel {
+            Some(channel) => channel.header(name),
+            None => self.last_snapshot.as_ref().and_then(|e| e.header_str(name)),
+        }
     }
 
     /// A channel variable: the latest EXECUTE_COMPLETE snapshot first, else the connect data.
@@ -250,7 +258,11 @@ impl Call {
         self.last_snapshot
             .as_ref()
             .and_then(|e| e.variable_str(name))
-            .or_else(|| self.channel.header(format!("variable_{name}")))
+            .or_else(|| {
+                self.channel
+                    .as_ref()
+                    .and_then(|c| c.header(format!("variable_{name}")))
+            })
     }
 
     /// The caller-ID number as FreeSWITCH currently knows it.
@@ -472,6 +484,7 @@ impl Call {
         // Shared, not cloned: an event holds ~150 variables (hundreds of allocations).
         let completion = Arc::new(completion);
         self.last_snapshot = Some(completion.clone());
+        self.channel = None;
         Ok(Completion {
             response,
             event: completion,

@@ -14,9 +14,24 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// Binds the listener socket (separate from `serve` so tests can bind port 0 first).
+///
+/// The accept queue is made as deep as the kernel allows (`somaxconn`): a burst of calls (a
+/// FreeSWITCH restart re-offering hundreds at once) must wait in the queue, not overflow it —
+/// an overflowed queue leaves the switch's side "connected" with nobody answering.
 pub async fn bind(ctx: &EngineContext) -> std::io::Result<TcpListener> {
-    TcpListener::bind(ctx.config.listen).await
+    let addr = ctx.config.listen;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
+
+/// Requested accept-queue depth (the kernel caps it at `net.core.somaxconn`).
+pub const ACCEPT_BACKLOG: u32 = 65_535;
 
 /// Accepts connections until `shutdown` flips to true, then waits for calls in flight.
 pub async fn serve(

@@ -45,6 +45,9 @@ pub struct LoadOptions {
     pub expected_cause: String,
     /// Never more than this many calls in flight (protects the generator in rate mode).
     pub max_in_flight: usize,
+    /// In concurrency mode, at most this many new calls per second while filling up (a real
+    /// switch offers calls at a few hundred per second, not thousands in the same instant).
+    pub ramp_per_sec: f64,
 }
 
 /// What happened.
@@ -221,7 +224,10 @@ pub async fn run(options: LoadOptions) -> LoadReport {
         }
         let wanted: u64 = match options.pace {
             Pace::Rate(rate) => ((now - begin).as_secs_f64() * rate) as u64 + 1,
-            Pace::Concurrency(c) => n + c.saturating_sub(calls.len()) as u64,
+            Pace::Concurrency(c) => {
+                let ramp = ((now - begin).as_secs_f64() * options.ramp_per_sec.max(1.0)) as u64 + 1;
+                (n + c.saturating_sub(calls.len()) as u64).min(ramp.max(n))
+            }
         };
         while n < wanted && calls.len() < max_in_flight {
             let script = (options.script)(n);
@@ -299,6 +305,7 @@ mod tests {
             script: Arc::new(|_| CallScript::new(NUMBER).account(Some(ACCOUNT)).lean()),
             expected_cause: "NORMAL_CLEARING".into(),
             max_in_flight: 1000,
+            ramp_per_sec: 10_000.0,
         })
         .await;
         assert!(report.completed > 20, "{report}");
