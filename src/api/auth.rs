@@ -97,6 +97,8 @@ struct Bucket {
     tokens: f64,
     /// When `tokens` was last brought up to date.
     updated: Instant,
+    /// Whether the refusal of this source was logged (once per episode, not per request).
+    warned: bool,
 }
 
 /// Failed-login rate limit per [`LoginSource`]: a token bucket of `max_failures` tokens that
@@ -143,6 +145,7 @@ impl LoginAttempts {
         Bucket {
             tokens: (bucket.tokens + elapsed * self.refill).min(self.capacity),
             updated: now,
+            warned: bucket.warned,
         }
     }
 
@@ -160,16 +163,23 @@ impl LoginAttempts {
         let fresh = Bucket {
             tokens: self.capacity,
             updated: now,
+            warned: false,
         };
         let bucket = buckets.entry(source).or_insert(fresh);
         *bucket = self.refilled(*bucket, now);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
+            bucket.warned = false;
             return Ok(());
         }
         let wait = ((1.0 - bucket.tokens) / self.refill).ceil().max(1.0);
+        let first = !std::mem::replace(&mut bucket.warned, true);
         drop(buckets);
-        tracing::warn!(%source, "too many failed logins; refusing logins from this source");
+        if first {
+            tracing::warn!(%source, "too many failed logins; refusing logins from this source");
+        } else {
+            tracing::debug!(%source, "login refused: too many failures");
+        }
         Err(ApiError::TooManyRequests(wait as u64))
     }
 
@@ -383,4 +393,70 @@ pub async fn user_auth(
     };
     state.logins.succeeded(source);
     Ok(issue(&state, &account, Some(login.user_id), "user_auth"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(text: &str) -> LoginSource {
+        LoginSource::new(Some(text.parse().unwrap()))
+    }
+
+    #[test]
+    fn sources_group_ipv6_by_64_and_unmap_ipv4() {
+        assert_eq!(
+            source("2001:db8:1:2:aaaa::1"),
+            source("2001:db8:1:2:ffff::9")
+        );
+        assert_ne!(source("2001:db8:1:2::1"), source("2001:db8:1:3::1"));
+        assert_eq!(source("::ffff:10.0.0.1"), source("10.0.0.1"));
+        assert_eq!(source("2001:db8:1:2::7").to_string(), "2001:db8:1:2::/64");
+        assert_eq!(LoginSource::new(None).to_string(), "unknown");
+    }
+
+    #[test]
+    fn a_bucket_empties_refuses_and_gives_back_on_success() {
+        let limit = LoginAttempts::new(3, Duration::from_secs(60), 100);
+        let a = source("192.0.2.1");
+        let b = source("192.0.2.2");
+        limit.begin(a).unwrap();
+        limit.succeeded(a);
+        for _ in 0..3 {
+            limit.begin(a).unwrap();
+            limit.failed(a);
+        }
+        match limit.begin(a) {
+            Err(ApiError::TooManyRequests(wait)) => assert!((19..=20).contains(&wait), "{wait}"),
+            other => panic!("{other:?}"),
+        }
+        // Another source is untouched, and its success does not help `a`.
+        limit.begin(b).unwrap();
+        limit.succeeded(b);
+        assert!(limit.begin(a).is_err());
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let limit = LoginAttempts::new(1, Duration::from_secs(3600), 100);
+        for i in 0..10_000u32 {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            let _ = limit.begin(LoginSource::new(Some(IpAddr::V4(ip))));
+            assert!(limit.tracked() <= 100, "{} tracked", limit.tracked());
+        }
+        // Recent sources are kept: the last one is still limited.
+        let last = LoginSource::new(Some(IpAddr::V4(std::net::Ipv4Addr::from(
+            0x0a00_0000 + 9_999u32,
+        ))));
+        assert!(limit.begin(last).is_err());
+    }
+
+    #[test]
+    fn zero_turns_the_limit_off() {
+        let limit = LoginAttempts::new(0, Duration::from_secs(60), 100);
+        for _ in 0..100 {
+            limit.begin(source("192.0.2.9")).unwrap();
+        }
+        assert_eq!(limit.tracked(), 0);
+    }
 }
