@@ -281,10 +281,14 @@ pub fn routes() -> Vec<RouteSpec> {
             .summary("FreeSWITCH directory for mod_xml_curl (HTTP basic auth, peer allow-list)")
             .tag("freeswitch")
             .raw_request(&["application/x-www-form-urlencoded"], form)
-            .raw("text/xml")
+            .raw(&["text/xml"])
             .response(json!({"type": "string"}))
             .error(401, "Wrong or missing basic-auth login")
-            .error(403, "Peer not in directory_allowed_peers"),
+            .error(403, "Peer not in directory_allowed_peers")
+            .error(
+                404,
+                "The directory is off (directory_username/password not set)",
+            ),
         RouteSpec::new(
             Verb::Get,
             "/directory",
@@ -293,10 +297,14 @@ pub fn routes() -> Vec<RouteSpec> {
         )
         .summary("FreeSWITCH directory for mod_xml_curl bindings with method=GET (query string)")
         .tag("freeswitch")
-        .raw("text/xml")
+        .raw(&["text/xml"])
         .response(json!({"type": "string"}))
         .error(401, "Wrong or missing basic-auth login")
-        .error(403, "Peer not in directory_allowed_peers"),
+        .error(403, "Peer not in directory_allowed_peers")
+        .error(
+            404,
+            "The directory is off (directory_username/password not set)",
+        ),
     ]
 }
 

@@ -132,7 +132,7 @@ fn auth_routes() -> Vec<RouteSpec> {
             .summary("Exchange an API key for a token")
             .tag("auth")
             .request(json!({"type": "object", "required": ["api_key"], "properties": {
-                "api_key": {"type": "string", "minLength": 64, "maxLength": 64}}}))
+                "api_key": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}}}))
             .response(login_schema())
             .status(201)
             .error(401, "Unknown or malformed API key")
@@ -141,8 +141,11 @@ fn auth_routes() -> Vec<RouteSpec> {
             .summary("Exchange md5(user:pass) (or sha1 with method=sha) and an account name or realm for a token")
             .tag("auth")
             .request(json!({"type": "object", "required": ["credentials"], "properties": {
-                "credentials": {"type": "string"}, "account_name": {"type": "string"},
-                "account_realm": {"type": "string"}, "method": {"type": "string", "enum": ["md5", "sha"]}}}))
+                "credentials": {"type": "string", "minLength": 1}, "account_name": {"type": "string"},
+                "account_realm": {"type": "string"}, "phone_number": {"type": "string"},
+                "method": {"type": "string", "enum": ["md5", "sha"]}},
+                "anyOf": [{"required": ["account_name"]}, {"required": ["account_realm"]},
+                          {"required": ["phone_number"]}]}))
             .response(login_schema())
             .status(201)
             .error(401, "Unknown account or wrong credentials")
@@ -172,7 +175,7 @@ fn metrics_routes() -> Vec<RouteSpec> {
         RouteSpec::new(Verb::Get, "/metrics", "metrics", metrics)
             .summary("Prometheus metrics")
             .tag("meta")
-            .raw("text/plain")
+            .raw(&["text/plain"])
             .response(json!({"type": "string"})),
     ]
 }
