@@ -620,6 +620,34 @@ mod tests {
         assert_eq!(config.esl_allowed_peers.len(), 1);
         assert_eq!(config.esl_listen.port(), 8084);
 
+        std::fs::write(
+            &path,
+            "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nheader_read_timeout = \"2s\"\nbody_timeout = 5\nmax_header_bytes = 16384\nmax_connections = 8\nlogin_max_failures = 3\nlogin_failure_window = \"10m\"\n",
+        )
+        .unwrap();
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.tls_cert.as_deref(), Some(Path::new("c.pem")));
+        assert_eq!(config.tls_key.as_deref(), Some(Path::new("k.pem")));
+        assert_eq!(config.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(config.body_timeout, Duration::from_secs(5));
+        assert_eq!(config.max_header_bytes, 16384);
+        assert_eq!(config.max_connections, 8);
+        assert_eq!(config.login_max_failures, 3);
+        assert_eq!(config.login_failure_window, Duration::from_secs(600));
+
+        for bad in [
+            "tls_cert = \"c.pem\"\n",
+            "max_header_bytes = 100\n",
+            "max_connections = 0\n",
+            "body_timeout = 0\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(
+                matches!(Config::load(&args), Err(ConfigError::Value { .. })),
+                "{bad}"
+            );
+        }
+
         std::fs::write(&path, "bogus = 1\n").unwrap();
         assert!(matches!(
             Config::load(&args),
