@@ -50,8 +50,8 @@ pub enum ConfigError {
     },
 }
 
-/// The complete, resolved service configuration.
-#[derive(Debug, Clone)]
+/// The complete, resolved service configuration. Its `Debug` form hides the directory password.
+#[derive(Clone)]
 pub struct Config {
     /// HTTP API address (Kazoo's port 8000 by convention).
     pub listen: SocketAddr,
@@ -111,6 +111,43 @@ pub struct Config {
     pub login_max_failures: u32,
     /// The window of [`Config::login_max_failures`] (the allowance refills evenly over it).
     pub login_failure_window: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("token_lifetime", &self.token_lifetime)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("node", &self.node)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("esl_listen", &self.esl_listen)
+            .field("esl_allowed_peers", &self.esl_allowed_peers)
+            .field("command_timeout", &self.command_timeout)
+            .field("call_deadline", &self.call_deadline)
+            .field("default_account", &self.default_account)
+            .field("linger", &self.linger)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("directory_username", &self.directory_username)
+            .field(
+                "directory_password",
+                &self.directory_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("directory_allowed_peers", &self.directory_allowed_peers)
+            .field("directory_user_context", &self.directory_user_context)
+            .field("media_max_bytes", &self.media_max_bytes)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("max_connections", &self.max_connections)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_failure_window", &self.login_failure_window)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -647,6 +684,13 @@ mod tests {
                 "{bad}"
             );
         }
+
+        let config = Config {
+            directory_password: Some("hunter2-secret".into()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(shown.contains("<redacted>") && !shown.contains("hunter2-secret"));
 
         std::fs::write(&path, "bogus = 1\n").unwrap();
         assert!(matches!(
