@@ -426,7 +426,12 @@ fn ip(text: &str) -> IpAddr {
 
 #[tokio::test]
 async fn failed_logins_are_rate_limited_per_source_address() {
-    let server = TestServer::start().await;
+    // Ten failures as by default, over ten minutes rather than one, so that a slow machine
+    // cannot refill a failure's worth in the middle of the test.
+    let server = TestServer::start_with(|config| {
+        config.login_failure_window = Duration::from_secs(600);
+    })
+    .await;
     let store = server.service.store.clone();
     let user_id = "0000000000000000000000000000abcd";
     let credential = callflowd::auth::secrets::UserCredential::new(user_id, "alice", "s3cret")
@@ -479,6 +484,10 @@ async fn failed_logins_are_rate_limited_per_source_address() {
             .parse()
             .expect("Retry-After in seconds");
         assert!((1..=60).contains(&retry), "Retry-After {retry}");
+        assert!(
+            retry >= 50,
+            "a failure's worth takes a minute to refill: {retry}"
+        );
         assert_eq!(resp.json["data"]["retry_after"], retry);
     }
 
@@ -512,7 +521,7 @@ async fn failed_logins_are_rate_limited_per_source_address() {
 async fn the_login_allowance_refills_over_the_window() {
     let server = TestServer::start_with(|config| {
         config.login_max_failures = 2;
-        config.login_failure_window = Duration::from_secs(2);
+        config.login_failure_window = Duration::from_secs(4);
     })
     .await;
     let url = format!("{}/v2/api_auth", server.base);
@@ -526,9 +535,9 @@ async fn the_login_allowance_refills_over_the_window() {
     }
     let resp = send_from(source, "PUT", &url, bad.clone()).await;
     assert_eq!(resp.status, 429);
-    assert_eq!(resp.header("retry-after"), "1");
-    // One failure per second comes back.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(resp.header("retry-after"), "2");
+    // One failure comes back every two seconds.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
         send_from(source, "PUT", &url, bad.clone()).await.status,
         401
