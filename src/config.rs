@@ -14,6 +14,12 @@ use std::time::Duration;
 
 /// Largest request body the API reads (the limit; larger -> 413).
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+/// Largest request head (request line + headers) the API reads (431 beyond).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Most HTTP connections the API holds open at once (further clients wait in the backlog).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Failed logins allowed per source address and window before 429.
+pub const DEFAULT_LOGIN_MAX_FAILURES: u32 = 10;
 
 /// Why the configuration could not be assembled; reported before anything starts.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +50,8 @@ pub enum ConfigError {
     },
 }
 
-/// The complete, resolved service configuration.
-#[derive(Debug, Clone)]
+/// The complete, resolved service configuration. Its `Debug` form hides the directory password.
+#[derive(Clone)]
 pub struct Config {
     /// HTTP API address (Kazoo's port 8000 by convention).
     pub listen: SocketAddr,
@@ -87,6 +93,61 @@ pub struct Config {
     pub directory_user_context: String,
     /// Largest media upload (`PUT .../media/{id}/raw`), 413 beyond.
     pub media_max_bytes: usize,
+    /// PEM certificate chain: with [`Config::tls_key`], the API serves HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of [`Config::tls_cert`].
+    pub tls_key: Option<PathBuf>,
+    /// Longest a client may take to send a request head (also the idle keep-alive limit and the
+    /// TLS handshake limit); the connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request body, counted from the request head (408).
+    pub body_timeout: Duration,
+    /// Largest request head, request line and headers together (431 beyond).
+    pub max_header_bytes: usize,
+    /// Most API connections open at once.
+    pub max_connections: usize,
+    /// Failed logins (`api_auth`, `user_auth`) allowed per source address within
+    /// [`Config::login_failure_window`] before 429; 0 turns the limit off.
+    pub login_max_failures: u32,
+    /// The window of [`Config::login_max_failures`] (the allowance refills evenly over it).
+    pub login_failure_window: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("token_lifetime", &self.token_lifetime)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("node", &self.node)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("esl_listen", &self.esl_listen)
+            .field("esl_allowed_peers", &self.esl_allowed_peers)
+            .field("command_timeout", &self.command_timeout)
+            .field("call_deadline", &self.call_deadline)
+            .field("default_account", &self.default_account)
+            .field("linger", &self.linger)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("directory_username", &self.directory_username)
+            .field(
+                "directory_password",
+                &self.directory_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("directory_allowed_peers", &self.directory_allowed_peers)
+            .field("directory_user_context", &self.directory_user_context)
+            .field("media_max_bytes", &self.media_max_bytes)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("max_connections", &self.max_connections)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_failure_window", &self.login_failure_window)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -113,6 +174,14 @@ impl Default for Config {
             directory_allowed_peers: vec![IpNet::loopback_v4(), IpNet::loopback_v6()],
             directory_user_context: "default".to_string(),
             media_max_bytes: crate::documents::media::DEFAULT_MAX_MEDIA_BYTES,
+            tls_cert: None,
+            tls_key: None,
+            header_read_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
+            login_failure_window: Duration::from_secs(60),
         }
     }
 }
@@ -253,13 +322,72 @@ impl Config {
         if let Some(v) = args.media_max_bytes.or(file.media_max_bytes) {
             config.media_max_bytes = v;
         }
-        if config.token_lifetime.is_zero() {
-            return Err(ConfigError::Value {
-                key: "token_lifetime",
-                message: "must be greater than zero".into(),
-            });
+        if let Some(v) = args.tls_cert.clone().or(file.tls_cert) {
+            config.tls_cert = Some(v).filter(|p| !p.as_os_str().is_empty());
         }
+        if let Some(v) = args.tls_key.clone().or(file.tls_key) {
+            config.tls_key = Some(v).filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Some(v) = pick_duration(
+            "header_read_timeout",
+            &args.header_read_timeout,
+            &file.header_read_timeout,
+        )? {
+            config.header_read_timeout = v;
+        }
+        if let Some(v) = pick_duration("body_timeout", &args.body_timeout, &file.body_timeout)? {
+            config.body_timeout = v;
+        }
+        if let Some(v) = args.max_header_bytes.or(file.max_header_bytes) {
+            config.max_header_bytes = v;
+        }
+        if let Some(v) = args.max_connections.or(file.max_connections) {
+            config.max_connections = v;
+        }
+        if let Some(v) = args.login_max_failures.or(file.login_max_failures) {
+            config.login_max_failures = v;
+        }
+        if let Some(v) = pick_duration(
+            "login_failure_window",
+            &args.login_failure_window,
+            &file.login_failure_window,
+        )? {
+            config.login_failure_window = v;
+        }
+        config.check()?;
         Ok(config)
+    }
+
+    /// Rejects values that cannot work, before anything starts.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let fail = |key: &'static str, message: &str| {
+            Err(ConfigError::Value {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.token_lifetime.is_zero() {
+            return fail("token_lifetime", "must be greater than zero");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return fail("tls_cert", "tls_cert and tls_key go together");
+        }
+        if self.header_read_timeout.is_zero() {
+            return fail("header_read_timeout", "must be greater than zero");
+        }
+        if self.body_timeout.is_zero() {
+            return fail("body_timeout", "must be greater than zero");
+        }
+        if self.max_header_bytes < crate::api::server::MIN_HEADER_BYTES {
+            return fail("max_header_bytes", "must be at least 8192");
+        }
+        if self.max_connections == 0 {
+            return fail("max_connections", "must be greater than zero");
+        }
+        if self.login_max_failures > 0 && self.login_failure_window.is_zero() {
+            return fail("login_failure_window", "must be greater than zero");
+        }
+        Ok(())
     }
 }
 
@@ -338,6 +466,30 @@ pub struct ConfigArgs {
     /// Largest media upload in bytes [default: 10485760].
     #[arg(long, env = "CALLFLOWD_MEDIA_MAX_BYTES", global = true)]
     pub media_max_bytes: Option<usize>,
+    /// PEM certificate chain; with --tls-key the API serves HTTPS (rustls) instead of HTTP.
+    #[arg(long, env = "CALLFLOWD_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CALLFLOWD_TLS_KEY", global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// Longest wait for a request head, a TLS handshake or the next keep-alive request [default: 10s].
+    #[arg(long, env = "CALLFLOWD_HEADER_READ_TIMEOUT", global = true)]
+    pub header_read_timeout: Option<String>,
+    /// Longest wait for a whole request body, from the request head (408 after) [default: 30s].
+    #[arg(long, env = "CALLFLOWD_BODY_TIMEOUT", global = true)]
+    pub body_timeout: Option<String>,
+    /// Largest request head (request line and headers) in bytes, 431 beyond [default: 65536].
+    #[arg(long, env = "CALLFLOWD_MAX_HEADER_BYTES", global = true)]
+    pub max_header_bytes: Option<usize>,
+    /// Most API connections open at once [default: 1024].
+    #[arg(long, env = "CALLFLOWD_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+    /// Failed logins per source address per window before 429; 0 = no limit [default: 10].
+    #[arg(long, env = "CALLFLOWD_LOGIN_MAX_FAILURES", global = true)]
+    pub login_max_failures: Option<u32>,
+    /// The window of --login-max-failures [default: 1m].
+    #[arg(long, env = "CALLFLOWD_LOGIN_FAILURE_WINDOW", global = true)]
+    pub login_failure_window: Option<String>,
 }
 
 /// A duration in the TOML file: an integer number of seconds or a string like `"15s"`.
@@ -384,6 +536,14 @@ pub struct FileConfig {
     directory_allowed_peers: Option<Vec<String>>,
     directory_user_context: Option<String>,
     media_max_bytes: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    header_read_timeout: Option<DurationValue>,
+    body_timeout: Option<DurationValue>,
+    max_header_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    login_max_failures: Option<u32>,
+    login_failure_window: Option<DurationValue>,
 }
 
 impl FileConfig {
@@ -496,6 +656,41 @@ mod tests {
         assert_eq!(config.linger, Duration::from_secs(3));
         assert_eq!(config.esl_allowed_peers.len(), 1);
         assert_eq!(config.esl_listen.port(), 8084);
+
+        std::fs::write(
+            &path,
+            "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nheader_read_timeout = \"2s\"\nbody_timeout = 5\nmax_header_bytes = 16384\nmax_connections = 8\nlogin_max_failures = 3\nlogin_failure_window = \"10m\"\n",
+        )
+        .unwrap();
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.tls_cert.as_deref(), Some(Path::new("c.pem")));
+        assert_eq!(config.tls_key.as_deref(), Some(Path::new("k.pem")));
+        assert_eq!(config.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(config.body_timeout, Duration::from_secs(5));
+        assert_eq!(config.max_header_bytes, 16384);
+        assert_eq!(config.max_connections, 8);
+        assert_eq!(config.login_max_failures, 3);
+        assert_eq!(config.login_failure_window, Duration::from_secs(600));
+
+        for bad in [
+            "tls_cert = \"c.pem\"\n",
+            "max_header_bytes = 100\n",
+            "max_connections = 0\n",
+            "body_timeout = 0\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(
+                matches!(Config::load(&args), Err(ConfigError::Value { .. })),
+                "{bad}"
+            );
+        }
+
+        let config = Config {
+            directory_password: Some("hunter2-secret".into()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(shown.contains("<redacted>") && !shown.contains("hunter2-secret"));
 
         std::fs::write(&path, "bogus = 1\n").unwrap();
         assert!(matches!(

@@ -44,6 +44,9 @@ pub enum ServiceError {
     /// The API server stopped with an I/O error.
     #[error("API server failed: {0}")]
     Serve(std::io::Error),
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::api::server::TlsError),
 }
 
 /// The credentials created on first start; shown once, never stored in clear.
@@ -69,6 +72,8 @@ pub struct RunningService {
     pub engine: Arc<EngineContext>,
     /// First-start credentials, when this start created them.
     pub bootstrap: Option<Bootstrap>,
+    /// Whether the API serves HTTPS.
+    pub tls: bool,
     shutdown_tx: watch::Sender<bool>,
     api_task: JoinHandle<std::io::Result<()>>,
     esl_task: JoinHandle<()>,
@@ -77,6 +82,8 @@ pub struct RunningService {
 /// Opens the store (creating the first account when there is none), binds both listeners and
 /// starts serving.
 pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
+    // A bad certificate is reported before anything is created or bound.
+    let server_options = api::server::ServerOptions::from_config(&config)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         StoreError::Backend(format!(
             "cannot create data directory {}: {e}",
@@ -123,16 +130,23 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
         shutdown_rx.clone(),
     ));
     let mut api_shutdown = shutdown_rx;
-    let api_task = tokio::spawn(api::serve_on(api_listener, state, async move {
-        let _ = api_shutdown.wait_for(|stop| *stop).await;
-    }));
-    tracing::info!(%api_addr, %esl_addr, data_dir = %config.data_dir.display(), "callflowd started");
+    let tls = server_options.tls.is_some();
+    let api_task = tokio::spawn(api::serve_on(
+        api_listener,
+        state,
+        server_options,
+        async move {
+            let _ = api_shutdown.wait_for(|stop| *stop).await;
+        },
+    ));
+    tracing::info!(%api_addr, %esl_addr, tls, data_dir = %config.data_dir.display(), "callflowd started");
     Ok(RunningService {
         api_addr,
         esl_addr,
         store,
         engine: engine_ctx,
         bootstrap,
+        tls,
         shutdown_tx,
         api_task,
         esl_task,
@@ -157,9 +171,10 @@ pub async fn bootstrap_if_empty(store: &dyn Store) -> Result<Option<Bootstrap>, 
 }
 
 impl RunningService {
-    /// The API's base URL (`http://127.0.0.1:PORT`).
+    /// The API's base URL (`http://127.0.0.1:PORT`, `https://` with TLS).
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.api_addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.api_addr)
     }
 
     /// A receiver that flips to `true` when shutdown starts (for tasks tied to the service).

@@ -6,19 +6,28 @@
 //! (a string: one client re-authenticates only on exactly that); a valid token used on another
 //! account's path -> 403.
 //!
-//! Logins go through [`LoginAttempts`], which today always allows; failed-login rate limiting
-//! (issue 7) plugs in there without touching the handlers.
+//! Failed logins are rate-limited per source address by [`LoginAttempts`]: each source may fail
+//! `login_max_failures` times per `login_failure_window` (a token bucket: the allowance refills
+//! evenly over the window), then every login from it gets 429 with `Retry-After` until the
+//! bucket refills. A login attempt takes its token *before* the credentials are checked (so
+//! parallel guesses cannot overshoot, and a refused source costs no hashing) and a successful
+//! one gives it back. Sources are peer IP addresses (IPv6 by /64, since one host usually holds a
+//! whole /64); proxies' `X-Forwarded-For` is not trusted.
 
 use super::AppState;
 use super::envelope::{ApiError, Ctx, Reply, RequestData};
 use crate::auth::secrets::DigestMethod;
 use crate::auth::token::Claims;
 use crate::store::Account;
-use axum::extract::{FromRequestParts, RawPathParams, Request, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
+use axum::http::{HeaderMap, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Who a request is authenticated as (inserted by [`require_auth`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -29,24 +38,186 @@ pub struct AuthContext {
     pub owner_id: Option<String>,
 }
 
-/// Gatekeeper for login attempts. Today it allows everything; issue 7 adds per-key and per-peer
-/// failure counting here (`check` before verifying, `failed`/`succeeded` after).
-#[derive(Debug, Default)]
-pub struct LoginAttempts;
+/// Most sources [`LoginAttempts`] tracks at once; past it, the least recently seen half is
+/// forgotten (their allowance starts afresh).
+pub const LOGIN_SOURCES_TRACKED: usize = 65_536;
+
+/// Where a login comes from: an IPv4 address, or an IPv6 /64 (IPv4-mapped addresses count as
+/// IPv4); `None` when the connection's address is unknown (all such logins share one bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LoginSource(Option<IpAddr>);
+
+impl LoginSource {
+    /// The source of a login from `ip`.
+    pub fn new(ip: Option<IpAddr>) -> Self {
+        LoginSource(ip.map(|ip| match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let mut segments = v6.segments();
+                    segments[4..].fill(0);
+                    IpAddr::V6(segments.into())
+                }
+            },
+        }))
+    }
+}
+
+impl std::fmt::Display for LoginSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(IpAddr::V6(v6)) => write!(f, "{v6}/64"),
+            Some(ip) => write!(f, "{ip}"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+/// The login's [`LoginSource`], from the connection's peer address (an extractor that never
+/// fails).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub LoginSource);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(Peer(LoginSource::new(ip)))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    /// Failures still allowed (fractional while refilling).
+    tokens: f64,
+    /// When `tokens` was last brought up to date.
+    updated: Instant,
+    /// Whether the refusal of this source was logged (once per episode, not per request).
+    warned: bool,
+}
+
+/// Failed-login rate limit per [`LoginSource`]: a token bucket of `max_failures` tokens that
+/// refills completely over `window`. Memory is bounded by `max_sources`.
+#[derive(Debug)]
+pub struct LoginAttempts {
+    capacity: f64,
+    /// Tokens per second.
+    refill: f64,
+    max_sources: usize,
+    buckets: Mutex<HashMap<LoginSource, Bucket>>,
+}
 
 impl LoginAttempts {
-    /// Whether a login for `key` (an account name, an API key id) may be tried now.
-    pub fn check(&self, _key: &str) -> Result<(), ApiError> {
-        Ok(())
+    /// A limit of `max_failures` per `window` (0 failures or a zero window: no limit), tracking
+    /// at most `max_sources` sources.
+    pub fn new(max_failures: u32, window: Duration, max_sources: usize) -> Self {
+        let enabled = max_failures > 0 && !window.is_zero();
+        LoginAttempts {
+            capacity: f64::from(max_failures),
+            refill: if enabled {
+                f64::from(max_failures) / window.as_secs_f64()
+            } else {
+                0.0
+            },
+            max_sources: max_sources.max(2),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Records a failed login for `key`.
-    pub fn failed(&self, key: &str) {
-        tracing::info!(key, "login failed");
+    fn enabled(&self) -> bool {
+        self.refill > 0.0
     }
 
-    /// Records a successful login for `key`.
-    pub fn succeeded(&self, _key: &str) {}
+    fn buckets(&self) -> std::sync::MutexGuard<'_, HashMap<LoginSource, Bucket>> {
+        // The map holds plain numbers: a panic elsewhere cannot leave it inconsistent.
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn refilled(&self, bucket: Bucket, now: Instant) -> Bucket {
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        Bucket {
+            tokens: (bucket.tokens + elapsed * self.refill).min(self.capacity),
+            updated: now,
+            warned: bucket.warned,
+        }
+    }
+
+    /// Takes one attempt's token for `source`, or refuses with 429 and the seconds until the
+    /// next one. Call [`LoginAttempts::succeeded`] when the login works (the token comes back).
+    pub fn begin(&self, source: LoginSource) -> Result<(), ApiError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets();
+        if !buckets.contains_key(&source) && buckets.len() >= self.max_sources {
+            self.make_room(&mut buckets, now);
+        }
+        let fresh = Bucket {
+            tokens: self.capacity,
+            updated: now,
+            warned: false,
+        };
+        let bucket = buckets.entry(source).or_insert(fresh);
+        *bucket = self.refilled(*bucket, now);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            bucket.warned = false;
+            return Ok(());
+        }
+        let wait = ((1.0 - bucket.tokens) / self.refill).ceil().max(1.0);
+        let first = !std::mem::replace(&mut bucket.warned, true);
+        drop(buckets);
+        if first {
+            tracing::warn!(%source, "too many failed logins; refusing logins from this source");
+        } else {
+            tracing::debug!(%source, "login refused: too many failures");
+        }
+        Err(ApiError::TooManyRequests(wait as u64))
+    }
+
+    /// Forgets sources whose allowance is whole again; if that is not enough, the least
+    /// recently seen half.
+    fn make_room(&self, buckets: &mut HashMap<LoginSource, Bucket>, now: Instant) {
+        buckets.retain(|_, bucket| self.refilled(*bucket, now).tokens < self.capacity);
+        if buckets.len() >= self.max_sources {
+            let mut seen: Vec<Instant> = buckets.values().map(|b| b.updated).collect();
+            seen.sort_unstable();
+            let cutoff = seen[seen.len() / 2];
+            buckets.retain(|_, bucket| bucket.updated > cutoff);
+        }
+    }
+
+    /// Records a failed login (its token stays taken).
+    pub fn failed(&self, source: LoginSource) {
+        tracing::info!(%source, "login failed");
+    }
+
+    /// Records a successful login: the token taken by [`LoginAttempts::begin`] comes back.
+    /// Other sources' counts are untouched.
+    pub fn succeeded(&self, source: LoginSource) {
+        if !self.enabled() {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(bucket) = self.buckets().get_mut(&source) {
+            let mut refilled = self.refilled(*bucket, now);
+            refilled.tokens = (refilled.tokens + 1.0).min(self.capacity);
+            *bucket = refilled;
+        }
+    }
+
+    /// How many sources are tracked now.
+    pub fn tracked(&self) -> usize {
+        self.buckets().len()
+    }
 }
 
 /// The token a request presents, if any.
@@ -155,12 +326,12 @@ fn required_string(data: &Value, key: &str) -> Result<String, ApiError> {
 /// `PUT /v2/api_auth` `{"data":{"api_key":K}}` -> 201 with `auth_token` and `data.account_id`.
 pub async fn api_auth(
     State(state): State<AppState>,
+    Peer(source): Peer,
     _ctx: Ctx,
     RequestData(data): RequestData,
 ) -> Result<Reply, ApiError> {
     let key = required_string(&data, "api_key")?;
-    let key_id: String = key.chars().take(crate::auth::secrets::KEY_ID_LEN).collect();
-    state.logins.check(&key_id)?;
+    state.logins.begin(source)?;
     let store = state.store.clone();
     let lookup = key.clone();
     let account_id = tokio::task::spawn_blocking(move || store.verify_api_key(&lookup))
@@ -171,10 +342,10 @@ pub async fn api_auth(
         None => None,
     };
     let Some(account) = account else {
-        state.logins.failed(&key_id);
+        state.logins.failed(source);
         return Err(ApiError::Unauthorized);
     };
-    state.logins.succeeded(&key_id);
+    state.logins.succeeded(source);
     Ok(issue(&state, &account, None, "api_auth"))
 }
 
@@ -183,6 +354,7 @@ pub async fn api_auth(
 /// `phone_number` lookups are not supported (no cross-account number index yet) and fail as 401.
 pub async fn user_auth(
     State(state): State<AppState>,
+    Peer(source): Peer,
     _ctx: Ctx,
     RequestData(data): RequestData,
 ) -> Result<Reply, ApiError> {
@@ -191,22 +363,23 @@ pub async fn user_auth(
         Some("sha") | Some("sha1") => DigestMethod::Sha1,
         _ => DigestMethod::Md5,
     };
-    let account = if let Some(name) = data.get("account_name").and_then(Value::as_str) {
-        state.store.account_by_name(name)?
-    } else if let Some(realm) = data.get("account_realm").and_then(Value::as_str) {
-        state.store.account_by_realm(realm)?
-    } else if data.get("phone_number").is_some() {
-        None
-    } else {
+    let name = data.get("account_name").and_then(Value::as_str);
+    let realm = data.get("account_realm").and_then(Value::as_str);
+    if name.is_none() && realm.is_none() && data.get("phone_number").is_none() {
         let mut errors = crate::callflow::errors::FieldErrors::new();
         errors.add_message("account_name", "required", "Field is required but missing");
         return Err(ApiError::Validation(errors));
+    }
+    state.logins.begin(source)?;
+    let account = match (name, realm) {
+        (Some(name), _) => state.store.account_by_name(name)?,
+        (None, Some(realm)) => state.store.account_by_realm(realm)?,
+        (None, None) => None,
     };
     let Some(account) = account else {
-        state.logins.failed("unknown-account");
+        state.logins.failed(source);
         return Err(ApiError::Unauthorized);
     };
-    state.logins.check(&account.id)?;
     let store = state.store.clone();
     let account_id = account.id.clone();
     let login = tokio::task::spawn_blocking(move || {
@@ -215,9 +388,75 @@ pub async fn user_auth(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
     let Some(login) = login else {
-        state.logins.failed(&account.id);
+        state.logins.failed(source);
         return Err(ApiError::Unauthorized);
     };
-    state.logins.succeeded(&account.id);
+    state.logins.succeeded(source);
     Ok(issue(&state, &account, Some(login.user_id), "user_auth"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(text: &str) -> LoginSource {
+        LoginSource::new(Some(text.parse().unwrap()))
+    }
+
+    #[test]
+    fn sources_group_ipv6_by_64_and_unmap_ipv4() {
+        assert_eq!(
+            source("2001:db8:1:2:aaaa::1"),
+            source("2001:db8:1:2:ffff::9")
+        );
+        assert_ne!(source("2001:db8:1:2::1"), source("2001:db8:1:3::1"));
+        assert_eq!(source("::ffff:10.0.0.1"), source("10.0.0.1"));
+        assert_eq!(source("2001:db8:1:2::7").to_string(), "2001:db8:1:2::/64");
+        assert_eq!(LoginSource::new(None).to_string(), "unknown");
+    }
+
+    #[test]
+    fn a_bucket_empties_refuses_and_gives_back_on_success() {
+        let limit = LoginAttempts::new(3, Duration::from_secs(60), 100);
+        let a = source("192.0.2.1");
+        let b = source("192.0.2.2");
+        limit.begin(a).unwrap();
+        limit.succeeded(a);
+        for _ in 0..3 {
+            limit.begin(a).unwrap();
+            limit.failed(a);
+        }
+        match limit.begin(a) {
+            Err(ApiError::TooManyRequests(wait)) => assert!((19..=20).contains(&wait), "{wait}"),
+            other => panic!("{other:?}"),
+        }
+        // Another source is untouched, and its success does not help `a`.
+        limit.begin(b).unwrap();
+        limit.succeeded(b);
+        assert!(limit.begin(a).is_err());
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let limit = LoginAttempts::new(1, Duration::from_secs(3600), 100);
+        for i in 0..10_000u32 {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            let _ = limit.begin(LoginSource::new(Some(IpAddr::V4(ip))));
+            assert!(limit.tracked() <= 100, "{} tracked", limit.tracked());
+        }
+        // Recent sources are kept: the last one is still limited.
+        let last = LoginSource::new(Some(IpAddr::V4(std::net::Ipv4Addr::from(
+            0x0a00_0000 + 9_999u32,
+        ))));
+        assert!(limit.begin(last).is_err());
+    }
+
+    #[test]
+    fn zero_turns_the_limit_off() {
+        let limit = LoginAttempts::new(0, Duration::from_secs(60), 100);
+        for _ in 0..100 {
+            limit.begin(source("192.0.2.9")).unwrap();
+        }
+        assert_eq!(limit.tracked(), 0);
+    }
 }

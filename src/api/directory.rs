@@ -35,8 +35,8 @@ use subtle::ConstantTimeEq;
 /// Largest form mod_xml_curl posts that we read (FreeSWITCH sends a few KiB of channel data).
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
-/// Settings of the directory endpoint.
-#[derive(Debug, Clone)]
+/// Settings of the directory endpoint. Its `Debug` form hides the password.
+#[derive(Clone)]
 pub struct DirectorySettings {
     /// Basic-auth user (`None`: endpoint off).
     pub username: Option<String>,
@@ -46,6 +46,17 @@ pub struct DirectorySettings {
     pub allowed_peers: Vec<IpNet>,
     /// The `user_context` variable (dialplan context of the device's calls).
     pub user_context: String,
+}
+
+impl std::fmt::Debug for DirectorySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectorySettings")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("allowed_peers", &self.allowed_peers)
+            .field("user_context", &self.user_context)
+            .finish()
+    }
 }
 
 impl Default for DirectorySettings {
@@ -281,10 +292,14 @@ pub fn routes() -> Vec<RouteSpec> {
             .summary("FreeSWITCH directory for mod_xml_curl (HTTP basic auth, peer allow-list)")
             .tag("freeswitch")
             .raw_request(&["application/x-www-form-urlencoded"], form)
-            .raw("text/xml")
+            .raw(&["text/xml"])
             .response(json!({"type": "string"}))
             .error(401, "Wrong or missing basic-auth login")
-            .error(403, "Peer not in directory_allowed_peers"),
+            .error(403, "Peer not in directory_allowed_peers")
+            .error(
+                404,
+                "The directory is off (directory_username/password not set)",
+            ),
         RouteSpec::new(
             Verb::Get,
             "/directory",
@@ -293,10 +308,14 @@ pub fn routes() -> Vec<RouteSpec> {
         )
         .summary("FreeSWITCH directory for mod_xml_curl bindings with method=GET (query string)")
         .tag("freeswitch")
-        .raw("text/xml")
+        .raw(&["text/xml"])
         .response(json!({"type": "string"}))
         .error(401, "Wrong or missing basic-auth login")
-        .error(403, "Peer not in directory_allowed_peers"),
+        .error(403, "Peer not in directory_allowed_peers")
+        .error(
+            404,
+            "The directory is off (directory_username/password not set)",
+        ),
     ]
 }
 

@@ -58,12 +58,19 @@ pub enum ApiError {
     /// 409 `datastore_conflict` (stale `If-Match`, id taken).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// 408 `request_timeout`: the request body did not arrive in time.
+    #[error("request body timed out")]
+    RequestTimeout,
     /// 413: body larger than the limit (bytes).
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
     /// 415: a request body of a content type the route does not take.
     #[error("unsupported content type {0}")]
     UnsupportedMediaType(String),
+    /// 429 `too_many_requests`: too many failed logins from this source; retry after this many
+    /// seconds (also the `Retry-After` header).
+    #[error("too many failed logins; retry in {0} s")]
+    TooManyRequests(u64),
     /// 500: details are logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -82,8 +89,10 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Status(status) => *status,
         }
@@ -120,6 +129,14 @@ impl ApiError {
             ApiError::Conflict(cause) => (
                 "datastore_conflict".into(),
                 json!({"message": "conflicting documents", "cause": cause}),
+            ),
+            ApiError::RequestTimeout => (
+                "request_timeout".into(),
+                json!({"message": "the request body did not arrive in time"}),
+            ),
+            ApiError::TooManyRequests(retry_after) => (
+                "too_many_requests".into(),
+                json!({"message": "too many failed logins from this address", "retry_after": retry_after}),
             ),
             ApiError::TooLarge(limit) => (
                 "request_entity_too_large".into(),
@@ -162,6 +179,11 @@ impl From<crate::store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = self.status().into_response();
+        if let ApiError::TooManyRequests(seconds) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+        }
         response.extensions_mut().insert(Arc::new(self));
         response
     }
@@ -321,17 +343,36 @@ fn req_limit(state: &AppState) -> usize {
     state.settings.max_body_bytes
 }
 
-/// Reads at most `limit` bytes of a body.
+/// Reads at most `limit` bytes of a body: 413 beyond, 408 when the body's deadline passes
+/// (see [`super::server::DeadlineBody`]).
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
             Err(ApiError::TooLarge(limit))
         }
-        Err(error) => Err(ApiError::InvalidJson(format!(
-            "could not read the body: {error}"
-        ))),
+        Err(error) if super::server::is_body_timeout(&*error) => Err(ApiError::RequestTimeout),
+        Err(error) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
+            while let Some(current) = source {
+                if let Some(api_error) = current.downcast_ref::<ApiError>() {
+                    return Err(api_error.clone());
+                }
+                source = current.source();
+            }
+            Err(ApiError::InvalidJson(format!(
+                "could not read the body: {error}"
+            )))
+        }
     }
+}
+
+/// A body whose reading fails with `error` (for a middleware that already consumed the real
+/// body and failed): [`read_body`] hands the same error to the handler.
+pub fn failed_body(error: ApiError) -> Body {
+    Body::from_stream(futures_util::stream::once(async move {
+        Err::<Bytes, ApiError>(error)
+    }))
 }
 
 /// Parses a request body into its `data` (see [`RequestData`]).

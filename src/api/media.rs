@@ -155,7 +155,7 @@ pub fn routes() -> Vec<RouteSpec> {
             .summary("Download a media document's audio")
             .tag("media")
             .auth()
-            .raw("audio/wav")
+            .raw(&["audio/wav", "audio/mpeg"])
             .response(json!({"type": "string", "format": "binary"})),
     ]
 }

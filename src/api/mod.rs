@@ -6,6 +6,7 @@
 //! - [`auth`]: logins and the token check.
 //! - [`documents`]: the generic collection routes (callflows and every later collection).
 //! - [`accounts`], [`schemas`]: the remaining routes.
+//! - [`server`]: the accept loop under it all (timeouts, limits, TLS).
 
 pub mod accounts;
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod metaflows;
 pub mod openapi;
 pub mod routes;
 pub mod schemas;
+pub mod server;
 pub mod simulate;
 
 use crate::auth::token::TokenSigner;
@@ -55,6 +57,11 @@ pub struct ApiSettings {
     pub media_max_bytes: usize,
     /// The FreeSWITCH directory endpoint's settings.
     pub directory: directory::DirectorySettings,
+    /// Failed logins allowed per source address per [`ApiSettings::login_failure_window`]
+    /// (0: no limit).
+    pub login_max_failures: u32,
+    /// The window of [`ApiSettings::login_max_failures`].
+    pub login_failure_window: Duration,
 }
 
 impl From<&crate::config::Config> for ApiSettings {
@@ -67,6 +74,8 @@ impl From<&crate::config::Config> for ApiSettings {
             data_dir: config.data_dir.clone(),
             media_max_bytes: config.media_max_bytes,
             directory: directory::DirectorySettings::from(config),
+            login_max_failures: config.login_max_failures,
+            login_failure_window: config.login_failure_window,
         }
     }
 }
@@ -79,7 +88,7 @@ pub struct AppInner {
     pub signer: TokenSigner,
     /// Settings.
     pub settings: ApiSettings,
-    /// Login gatekeeper (rate limiting goes here).
+    /// Failed-login rate limit per source address.
     pub logins: auth::LoginAttempts,
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
@@ -101,11 +110,16 @@ impl AppState {
     /// Builds the state; reads the token signing key from the store.
     pub fn new(store: Arc<dyn Store>, settings: ApiSettings) -> Result<Self, StoreError> {
         let signer = TokenSigner::new(store.signing_key()?);
+        let logins = auth::LoginAttempts::new(
+            settings.login_max_failures,
+            settings.login_failure_window,
+            auth::LOGIN_SOURCES_TRACKED,
+        );
         Ok(AppState(Arc::new(AppInner {
             store,
             signer,
             settings,
-            logins: auth::LoginAttempts,
+            logins,
             prometheus: crate::telemetry::prometheus(),
         })))
     }
@@ -118,17 +132,24 @@ fn auth_routes() -> Vec<RouteSpec> {
             .summary("Exchange an API key for a token")
             .tag("auth")
             .request(json!({"type": "object", "required": ["api_key"], "properties": {
-                "api_key": {"type": "string", "minLength": 64, "maxLength": 64}}}))
+                "api_key": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}}}))
             .response(login_schema())
-            .status(201),
+            .status(201)
+            .error(401, "Unknown or malformed API key")
+            .error(429, "Too many failed logins from this address (see Retry-After)"),
         RouteSpec::new(Verb::Put, "/v2/user_auth", "user_auth", auth::user_auth)
             .summary("Exchange md5(user:pass) (or sha1 with method=sha) and an account name or realm for a token")
             .tag("auth")
             .request(json!({"type": "object", "required": ["credentials"], "properties": {
-                "credentials": {"type": "string"}, "account_name": {"type": "string"},
-                "account_realm": {"type": "string"}, "method": {"type": "string", "enum": ["md5", "sha"]}}}))
+                "credentials": {"type": "string", "minLength": 1}, "account_name": {"type": "string"},
+                "account_realm": {"type": "string"}, "phone_number": {"type": "string"},
+                "method": {"type": "string", "enum": ["md5", "sha"]}},
+                "anyOf": [{"required": ["account_name"]}, {"required": ["account_realm"]},
+                          {"required": ["phone_number"]}]}))
             .response(login_schema())
-            .status(201),
+            .status(201)
+            .error(401, "Unknown account or wrong credentials")
+            .error(429, "Too many failed logins from this address (see Retry-After)"),
     ]
 }
 
@@ -154,7 +175,7 @@ fn metrics_routes() -> Vec<RouteSpec> {
         RouteSpec::new(Verb::Get, "/metrics", "metrics", metrics)
             .summary("Prometheus metrics")
             .tag("meta")
-            .raw("text/plain")
+            .raw(&["text/plain"])
             .response(json!({"type": "string"})),
     ]
 }
@@ -189,7 +210,9 @@ async fn tunnel_verb(State(state): State<AppState>, req: Request) -> Request {
                         .and_then(|v| v.get("verb").and_then(|v| v.as_str()).map(str::to_string));
                     body = Body::from(bytes);
                 }
-                Err(_) => body = Body::empty(),
+                // The handler must see the same failure (a timeout stays a timeout), never an
+                // empty body it would take for `{}`.
+                Err(error) => body = envelope::failed_body(error),
             }
         }
     }
@@ -230,19 +253,16 @@ fn router_from(state: AppState, table: Vec<RouteSpec>) -> Router {
         .layer(map_request_with_state(state, tunnel_verb))
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then finishes requests in flight.
+/// Serves the API on `listener` with `options` (timeouts, limits, TLS: see [`server`]) until
+/// `shutdown` resolves, then finishes requests in flight. Handlers get the peer address as
+/// `ConnectInfo<SocketAddr>`.
 pub async fn serve_on(
     listener: TcpListener,
     state: AppState,
+    options: server::ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Peer addresses reach handlers as `ConnectInfo` (the directory's allow-list).
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    server::serve(listener, router(state), options, shutdown).await
 }
 
 #[cfg(test)]
@@ -269,6 +289,8 @@ mod tests {
             data_dir: dir.path().to_path_buf(),
             media_max_bytes: 1024,
             directory: directory::DirectorySettings::default(),
+            login_max_failures: 10,
+            login_failure_window: Duration::from_secs(60),
         };
         let state = AppState::new(store, settings).unwrap();
         let mut table = routes::table();

@@ -24,7 +24,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec::new(Verb::Get, "/v2/openapi.json", "get_openapi", get_openapi)
             .summary("This OpenAPI document")
             .tag("meta")
-            .raw("application/json")
+            .raw(&["application/json"])
             .response(json!({"type": "object"})),
     ]
 }
@@ -99,8 +99,12 @@ fn operation(route: &RouteSpec) -> Value {
 
     let mut responses = Map::new();
     let success = match route.raw {
-        Some(content_type) => {
-            json!({"description": "OK", "content": {content_type: {"schema": route.response}}})
+        Some(content_types) => {
+            let content: Map<String, Value> = content_types
+                .iter()
+                .map(|t| (t.to_string(), json!({"schema": route.response})))
+                .collect();
+            json!({"description": "OK", "content": content})
         }
         None => json!({"description": "Success", "content": {"application/json": {"schema": {
             "allOf": [{"$ref": "#/components/schemas/SuccessEnvelope"},
@@ -133,9 +137,19 @@ fn operation(route: &RouteSpec) -> Value {
     }
     if route.request.is_some() {
         responses.insert("413".into(), error_response("Body larger than the limit"));
+        responses.insert(
+            "408".into(),
+            error_response("The body did not arrive within body_timeout"),
+        );
     }
     for (status, description) in &route.errors {
-        responses.insert(status.to_string(), error_response(description));
+        let mut response = error_response(description);
+        if *status == 429 {
+            response["headers"] = json!({"Retry-After": {"required": true,
+                "description": "Seconds until a login from this address is tried again",
+                "schema": {"type": "integer", "minimum": 1}}});
+        }
+        responses.insert(status.to_string(), response);
     }
     responses.insert(
         "405".into(),

@@ -82,8 +82,9 @@ pub struct RouteSpec {
     pub status: u16,
     /// Documented query parameters.
     pub query: Vec<QueryParam>,
-    /// The response is not a Kazoo envelope (OpenAPI document, Prometheus text).
-    pub raw: Option<&'static str>,
+    /// The response is not a Kazoo envelope (OpenAPI document, Prometheus text): the content
+    /// types it may have.
+    pub raw: Option<&'static [&'static str]>,
     /// The request body is not a JSON envelope: its accepted content types (media uploads,
     /// mod_xml_curl's form posts); the request schema then describes that body.
     pub raw_request: Option<&'static [&'static str]>,
@@ -167,9 +168,9 @@ impl RouteSpec {
         self
     }
 
-    /// Marks the response as raw (not enveloped) with this content type.
-    pub fn raw(mut self, content_type: &'static str) -> Self {
-        self.raw = Some(content_type);
+    /// Marks the response as raw (not enveloped), of one of these content types.
+    pub fn raw(mut self, content_types: &'static [&'static str]) -> Self {
+        self.raw = Some(content_types);
         self
     }
 
