@@ -12,7 +12,7 @@
 //! run). The long form of issue 7:
 //!
 //! ```sh
-//! CRASH_ROUNDS=20 cargo test --release --test crash_safety -- --nocapture
+//! CRASH_ROUNDS=20 cargo test --test crash_safety -- --nocapture
 //! ```
 
 mod common;

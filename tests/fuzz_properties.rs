@@ -156,7 +156,7 @@ fn nested(depth: usize, pattern: u64) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(config(192))]
+    #![proptest_config(config(512))]
 
     #[test]
     fn callflow_documents_and_patches_never_panic(doc in callflow_doc(), patch in callflow_doc()) {
@@ -317,7 +317,7 @@ fn mutate(mut bytes: Vec<u8>, edits: &[(prop::sample::Index, u8, u8)]) -> Vec<u8
 }
 
 proptest! {
-    #![proptest_config(config(48))]
+    #![proptest_config(config(160))]
 
     #[test]
     fn arbitrary_bytes_into_a_session(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
