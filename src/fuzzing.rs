@@ -55,7 +55,10 @@ fn check_accepted(doc: &Map<String, Value>) {
         Ok(back) => back,
         Err(e) => panic!("validated document cannot be read back: {e}"),
     };
-    assert_eq!(&back, doc, "validated document changed through encode/decode");
+    assert_eq!(
+        &back, doc,
+        "validated document changed through encode/decode"
+    );
     let mut again = back;
     if let Err(errors) = validate_callflow(&mut again) {
         panic!(
@@ -178,7 +181,8 @@ fn is_reply(frame: &[u8]) -> bool {
         .position(|w| w == b"\n\n")
         .unwrap_or(frame.len());
     let head = &frame[..head_end];
-    head.windows(13).any(|w| w == b"command/reply") || head.windows(12).any(|w| w == b"api/response")
+    head.windows(13).any(|w| w == b"command/reply")
+        || head.windows(12).any(|w| w == b"api/response")
 }
 
 /// The peer: waits for `connect`, answers it, then replays `payload`: on each command from the
@@ -306,7 +310,10 @@ pub fn esl_session_blocking(ctx: Arc<EngineContext>, payload: &[u8]) -> EslOutco
         Err(e) => panic!("cannot build a runtime: {e}"),
     };
     let outcome = runtime.block_on(esl_session(ctx, payload));
-    assert_eq!(outcome.tasks_left, 0, "session left tasks behind: {outcome:?}");
+    assert_eq!(
+        outcome.tasks_left, 0,
+        "session left tasks behind: {outcome:?}"
+    );
     outcome
 }
 
@@ -328,6 +335,9 @@ mod tests {
     fn a_valid_callflow_and_patch_go_all_the_way() {
         let input = b"{\"data\":{\"numbers\":[\"1\"],\"flow\":{\"module\":\"answer\",\"data\":{}}}}\0{\"data\":{\"name\":\"x\"}}";
         let outcome = callflow_json(input);
-        assert!(outcome.valid && outcome.merged && outcome.merged_valid, "{outcome:?}");
+        assert!(
+            outcome.valid && outcome.merged && outcome.merged_valid,
+            "{outcome:?}"
+        );
     }
 }

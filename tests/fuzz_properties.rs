@@ -34,9 +34,30 @@ fn config(default: u32) -> ProptestConfig {
 // Callflow JSON: parse -> validate -> PATCH merge -> validate.
 
 const KEYS: &[&str] = &[
-    "numbers", "patterns", "flow", "module", "data", "children", "_", "name", "id", "metadata",
-    "pvt_x", "_rev", "featurecode", "flags", "contact_list", "ui_metadata", "1", "timeout",
-    "max_digits", "id", "answer", "endless_playback", "ring_group", "endpoints",
+    "numbers",
+    "patterns",
+    "flow",
+    "module",
+    "data",
+    "children",
+    "_",
+    "name",
+    "id",
+    "metadata",
+    "pvt_x",
+    "_rev",
+    "featurecode",
+    "flags",
+    "contact_list",
+    "ui_metadata",
+    "1",
+    "timeout",
+    "max_digits",
+    "id",
+    "answer",
+    "endless_playback",
+    "ring_group",
+    "endpoints",
 ];
 
 fn key() -> impl Strategy<Value = String> {
@@ -59,7 +80,8 @@ fn leaf() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         any::<u64>().prop_map(Value::from),
         ".{0,20}".prop_map(Value::String),
         // Numbers and patterns the validator compiles.
@@ -104,7 +126,8 @@ fn callflow_doc() -> impl Strategy<Value = Value> {
             tree()
         ],
         prop_oneof![
-            prop::collection::vec("\\^[0-9*]{0,4}(\\(\\\\d\\+\\))?\\$", 0..3).prop_map(|v| json!(v)),
+            prop::collection::vec("\\^[0-9*]{0,4}(\\(\\\\d\\+\\))?\\$", 0..3)
+                .prop_map(|v| json!(v)),
             tree()
         ],
         prop_oneof![3 => node(), 1 => tree()],
@@ -226,11 +249,22 @@ const UUID: &str = "3dd31568-4ef5-4f6f-84ee-f670d6501994";
 fn frame() -> impl Strategy<Value = Vec<u8>> {
     let header = (
         prop_oneof![
-            proptest::sample::select(&[
-                "Application", "Application-UUID", "Application-Response", "Unique-ID",
-                "DTMF-Digit", "Hangup-Cause", "variable_current_application", "Content-Length",
-                "Event-Name", "Answer-State", "Channel-State",
-            ][..]).prop_map(str::to_string),
+            proptest::sample::select(
+                &[
+                    "Application",
+                    "Application-UUID",
+                    "Application-Response",
+                    "Unique-ID",
+                    "DTMF-Digit",
+                    "Hangup-Cause",
+                    "variable_current_application",
+                    "Content-Length",
+                    "Event-Name",
+                    "Answer-State",
+                    "Channel-State",
+                ][..]
+            )
+            .prop_map(str::to_string),
             "[A-Za-z-]{1,12}",
         ],
         prop_oneof![Just(UUID.to_string()), ".{0,24}", "[0-9]{1,6}"],
@@ -271,7 +305,10 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
 fn traces() -> Vec<Vec<u8>> {
     let dir = std::path::Path::new("/work/shared/spec/traces/raw");
     let Ok(entries) = std::fs::read_dir(dir) else {
-        eprintln!("no captures under {}: mutating built-in frames only", dir.display());
+        eprintln!(
+            "no captures under {}: mutating built-in frames only",
+            dir.display()
+        );
         return Vec::new();
     };
     let mut out: Vec<Vec<u8>> = entries

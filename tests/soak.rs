@@ -72,11 +72,7 @@ async fn api_writes(
             let target = format!("{url}/{}", live[i]);
             if roll < 20 {
                 let id = live.swap_remove(i);
-                (
-                    "DELETE",
-                    format!("{url}/{id}"),
-                    None,
-                )
+                ("DELETE", format!("{url}/{id}"), None)
             } else if roll < 55 {
                 ("POST", target, Some(json!({"data": doc})))
             } else {
@@ -95,10 +91,10 @@ async fn api_writes(
         figures.writes.fetch_add(1, Ordering::Relaxed);
         match reply {
             Ok(Some((status, json))) if (200..300).contains(&status) => {
-                if method == "PUT" {
-                    if let Some(id) = json["data"]["id"].as_str() {
-                        live.push(id.to_string());
-                    }
+                if method == "PUT"
+                    && let Some(id) = json["data"]["id"].as_str()
+                {
+                    live.push(id.to_string());
                 }
             }
             Ok(Some((status, json))) => {

@@ -782,10 +782,10 @@ impl SledStore {
             }
             accounts.insert(id);
         }
-        if let Some(account) = only {
-            if !accounts.contains(account) {
-                problems.push(format!("account {account}: no such account"));
-            }
+        if let Some(account) = only
+            && !accounts.contains(account)
+        {
+            problems.push(format!("account {account}: no such account"));
         }
         report.accounts = accounts.len();
 
