@@ -33,19 +33,19 @@ writer() {
     local doc="{\"name\":\"soak $seq\",\"numbers\":[\"55$(printf %08d $seq)\"],\"flow\":$flow}"
     if [ "$n" -lt 20 ] || { [ "$roll" -lt 10 ] && [ "$n" -lt 100 ]; }; then
       local out
-      out=$(curl -s -w '\n%{http_code}' -X PUT "$cf" -H "X-Auth-Token: $TOKEN" -d "{\"data\":$doc}")
+      out=$(curl -s -w '\n%{http_code}' -X PUT "$cf" -H "X-Auth-Token: $TOKEN" -d "{\"data\":$doc}") || true
       code=${out##*$'\n'}
       ids+=("$(sed -nE 's/.*"id":"([0-9a-f]{32})".*/\1/p' <<<"${out%$'\n'*}" | head -1)")
     else
       local i=$((RANDOM % n)) id
       id=${ids[$i]}
       if [ "$roll" -lt 20 ]; then
-        code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$cf/$id" -H "X-Auth-Token: $TOKEN")
+        code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$cf/$id" -H "X-Auth-Token: $TOKEN") || true
         ids=("${ids[@]:0:$i}" "${ids[@]:$((i + 1))}")
       elif [ "$roll" -lt 55 ]; then
-        code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$cf/$id" -H "X-Auth-Token: $TOKEN" -d "{\"data\":$doc}")
+        code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$cf/$id" -H "X-Auth-Token: $TOKEN" -d "{\"data\":$doc}") || true
       else
-        code=$(curl -s -o /dev/null -w '%{http_code}' -X PATCH "$cf/$id" -H "X-Auth-Token: $TOKEN" -d "{\"data\":{\"name\":\"patched $seq\"}}")
+        code=$(curl -s -o /dev/null -w '%{http_code}' -X PATCH "$cf/$id" -H "X-Auth-Token: $TOKEN" -d "{\"data\":{\"name\":\"patched $seq\"}}") || true
       fi
     fi
     writes=$((writes + 1))
