@@ -13,6 +13,7 @@ pub mod config;
 pub mod documents;
 pub mod engine;
 pub mod fakeswitch;
+pub mod fuzzing;
 pub mod loadgen;
 pub mod modules;
 pub mod service;

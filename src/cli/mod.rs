@@ -1,4 +1,5 @@
-//! Command-line interface (clap): `serve`, `account create`, `validate`, `import`, `export`.
+//! Command-line interface (clap): `serve`, `account create`, `validate`, `import`, `export`,
+//! `fsck`, `simulate`, `loadgen`.
 //!
 //! Every subcommand takes the settings flags of [`ConfigArgs`] (also from `CALLFLOWD_*` and the
 //! TOML file). Commands other than `serve` open the database directly, so they need the server
@@ -63,6 +64,16 @@ pub enum Command {
         account: String,
         /// Output directory (created if missing).
         dir: PathBuf,
+    },
+    /// Check the database offline (the server must be stopped): documents against the
+    /// number/pattern index and the routing index rebuilt from it. Exit 1 on any disagreement.
+    Fsck {
+        /// Check one account only.
+        #[arg(long)]
+        account: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Dry-run a number: the real engine drives the account's callflow against the built-in
     /// fake FreeSWITCH and the timeline is printed (module, ESL command, result, branch).
@@ -205,6 +216,7 @@ pub fn run() -> ExitCode {
             } => create_account(&config, &name, realm.as_deref(), username.zip(password)).await,
             Command::Import { account, files } => import(&config, &account, &files).await,
             Command::Export { account, dir } => export(&config, &account, &dir),
+            Command::Fsck { account, json } => fsck(&config, account.as_deref(), json),
             Command::Simulate(args) => simulate(&config, args).await,
             Command::Loadgen(args) => loadgen(&config, args).await,
             Command::Validate { .. } => Ok(ExitCode::SUCCESS),
@@ -431,6 +443,38 @@ fn export(config: &Config, account: &str, dir: &Path) -> Result<ExitCode, String
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn fsck(config: &Config, account: Option<&str>, as_json: bool) -> Result<ExitCode, String> {
+    if !config.data_dir.exists() {
+        return Err(format!("no database at {}", config.data_dir.display()));
+    }
+    let store = open_store(config)?;
+    let report = store
+        .check_consistency(account)
+        .map_err(|e| e.to_string())?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        println!("fsck {}", config.data_dir.display());
+        println!("{report}");
+    }
+    Ok(if report.is_consistent() {
+        if !as_json {
+            println!("consistent");
+        }
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "callflowd: {} problem(s) in {}",
+            report.problems.len(),
+            config.data_dir.display()
+        );
+        ExitCode::FAILURE
+    })
 }
 
 async fn simulate(config: &Config, args: SimulateArgs) -> Result<ExitCode, String> {

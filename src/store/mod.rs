@@ -351,6 +351,49 @@ pub struct UserLogin {
     pub user_id: String,
 }
 
+/// What [`Store::check_consistency`] found: counts of what was scanned and every disagreement
+/// between the documents, the unique-key (number/pattern) index and the in-memory routing index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ConsistencyReport {
+    /// Accounts checked.
+    pub accounts: usize,
+    /// Live documents scanned (every collection).
+    pub live_documents: usize,
+    /// Soft-deleted documents scanned.
+    pub deleted_documents: usize,
+    /// Unique-key slots scanned (account-scoped and global).
+    pub unique_entries: usize,
+    /// Numbers the live callflows hold (each must route to its callflow).
+    pub numbers: usize,
+    /// Patterns the live callflows hold.
+    pub patterns: usize,
+    /// One line per disagreement; empty when the store is consistent.
+    pub problems: Vec<String>,
+}
+
+impl ConsistencyReport {
+    /// No disagreement found.
+    pub fn is_consistent(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl std::fmt::Display for ConsistencyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "accounts           {}", self.accounts)?;
+        writeln!(f, "live documents     {}", self.live_documents)?;
+        writeln!(f, "deleted documents  {}", self.deleted_documents)?;
+        writeln!(f, "unique-key slots   {}", self.unique_entries)?;
+        writeln!(f, "callflow numbers   {}", self.numbers)?;
+        writeln!(f, "callflow patterns  {}", self.patterns)?;
+        write!(f, "problems           {}", self.problems.len())?;
+        for problem in &self.problems {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The write side, plus the reads only the API needs. Object-safe: the API holds
 /// `Arc<dyn Store>`.
 pub trait Store: StoreRead {
@@ -435,4 +478,12 @@ pub trait Store: StoreRead {
 
     /// Flushes everything to disk (shutdown).
     fn flush<'a>(&'a self) -> StoreFuture<'a, Result<(), StoreError>>;
+
+    /// Scans the documents (of one account, or all) and checks them against the unique-key
+    /// index and the routing index: every live document is well-formed, its stored key list
+    /// matches its `numbers`/`patterns` (callflows), every key slot points at a live document
+    /// that lists that key and vice versa, no id is both live and deleted, and every number and
+    /// pattern routes to the callflow holding it. Meant for a quiescent store (`callflowd fsck`
+    /// with the server stopped, or tests); concurrent writes can show as transient problems.
+    fn check_consistency(&self, account_id: Option<&str>) -> Result<ConsistencyReport, StoreError>;
 }

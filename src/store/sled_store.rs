@@ -716,6 +716,355 @@ impl Store for SledStore {
             Ok(())
         })
     }
+    fn check_consistency(&self, account_id: Option<&str>) -> Result<ConsistencyReport, StoreError> {
+        self.check_consistency_inner(account_id)
+    }
+}
+
+/// A live document's facts the consistency check needs after its scan.
+struct LiveFacts {
+    /// `numbers` and `patterns` of a callflow (sorted, deduplicated), `None` for other
+    /// collections.
+    routing: Option<(Vec<String>, Vec<String>)>,
+    /// Its stored unique-key list, once `keys/` was scanned.
+    keys: Option<Vec<UniqueKey>>,
+}
+
+type DocAddr = (String, String, String);
+
+/// Splits `prefix/a/b/c...` into `n` segments after the prefix (the last keeps any `/`).
+fn key_segments(key: &[u8], n: usize) -> Option<Vec<String>> {
+    let key = std::str::from_utf8(key).ok()?;
+    let parts: Vec<String> = key.splitn(n + 1, '/').skip(1).map(str::to_string).collect();
+    // The last segment (an id, or a key's value) may hold anything; the others may not be empty.
+    (parts.len() == n && parts[..n - 1].iter().all(|p| !p.is_empty())).then_some(parts)
+}
+
+fn string_list(body: &Map<String, Value>, field: &str) -> Result<Vec<String>, String> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match item.as_str() {
+                    Some(s) => out.push(s.to_string()),
+                    None => return Err(format!("`{field}` holds a non-string {item}")),
+                }
+            }
+            out.sort();
+            out.dedup();
+            Ok(out)
+        }
+        Some(other) => Err(format!("`{field}` is not a list: {other}")),
+    }
+}
+
+impl SledStore {
+    fn check_consistency_inner(&self, only: Option<&str>) -> Result<ConsistencyReport, StoreError> {
+        let mut report = ConsistencyReport::default();
+        let in_scope = |account: &str| only.is_none_or(|a| a == account);
+        let mut problems = Vec::new();
+
+        let mut accounts = std::collections::BTreeSet::new();
+        for item in self.db.scan_prefix(b"acct/") {
+            let (key, value) = item?;
+            let id = String::from_utf8_lossy(&key["acct/".len()..]).into_owned();
+            if !in_scope(&id) {
+                continue;
+            }
+            match decode::<Account>(&value) {
+                Ok(account) if account.id == id => {}
+                Ok(account) => problems.push(format!(
+                    "account {id}: stored record names id {}",
+                    account.id
+                )),
+                Err(e) => problems.push(format!("account {id}: unreadable: {e}")),
+            }
+            accounts.insert(id);
+        }
+        if let Some(account) = only
+            && !accounts.contains(account)
+        {
+            problems.push(format!("account {account}: no such account"));
+        }
+        report.accounts = accounts.len();
+
+        // Live documents.
+        let mut live: HashMap<DocAddr, LiveFacts> = HashMap::new();
+        for item in self.db.scan_prefix(b"doc/") {
+            let (key, value) = item?;
+            let Some(parts) = key_segments(&key, 3) else {
+                problems.push(format!(
+                    "malformed document key {:?}",
+                    String::from_utf8_lossy(&key)
+                ));
+                continue;
+            };
+            let (account, collection, id) = (&parts[0], &parts[1], &parts[2]);
+            if !in_scope(account) {
+                continue;
+            }
+            let at = format!("{collection}/{id} (account {account})");
+            report.live_documents += 1;
+            if !accounts.contains(account.as_str()) {
+                problems.push(format!("{at}: belongs to no account"));
+            }
+            let body: Map<String, Value> = match decode(&value) {
+                Ok(body) => body,
+                Err(e) => {
+                    problems.push(format!("{at}: unreadable: {e}"));
+                    continue;
+                }
+            };
+            if body.get("_id").and_then(Value::as_str) != Some(id.as_str()) {
+                problems.push(format!("{at}: `_id` is {:?}", body.get("_id")));
+            }
+            let rev_ok = body
+                .get("_rev")
+                .and_then(Value::as_str)
+                .and_then(|r| r.split_once('-'))
+                .is_some_and(|(n, h)| n.parse::<u64>().is_ok_and(|n| n > 0) && !h.is_empty());
+            if !rev_ok {
+                problems.push(format!("{at}: bad `_rev` {:?}", body.get("_rev")));
+            }
+            if body.get("pvt_account_id").and_then(Value::as_str) != Some(account.as_str()) {
+                problems.push(format!(
+                    "{at}: `pvt_account_id` is {:?}",
+                    body.get("pvt_account_id")
+                ));
+            }
+            for field in ["pvt_type", "pvt_created", "pvt_modified"] {
+                if body.get(field).is_none() {
+                    problems.push(format!("{at}: `{field}` is missing"));
+                }
+            }
+            if body.get("pvt_deleted").and_then(Value::as_bool) == Some(true) {
+                problems.push(format!("{at}: live document marked deleted"));
+            }
+            let routing = if collection == ROUTED_COLLECTION {
+                match (
+                    string_list(&body, KIND_NUMBERS),
+                    string_list(&body, KIND_PATTERNS),
+                ) {
+                    (Ok(numbers), Ok(patterns)) => Some((numbers, patterns)),
+                    (Err(e), _) | (_, Err(e)) => {
+                        problems.push(format!("{at}: {e}"));
+                        Some((Vec::new(), Vec::new()))
+                    }
+                }
+            } else {
+                None
+            };
+            live.insert(
+                (account.clone(), collection.clone(), id.clone()),
+                LiveFacts {
+                    routing,
+                    keys: None,
+                },
+            );
+        }
+
+        // Soft-deleted documents: marked, and never live at the same time.
+        for item in self.db.scan_prefix(b"del/") {
+            let (key, value) = item?;
+            let Some(parts) = key_segments(&key, 3) else {
+                problems.push(format!(
+                    "malformed deleted-document key {:?}",
+                    String::from_utf8_lossy(&key)
+                ));
+                continue;
+            };
+            if !in_scope(&parts[0]) {
+                continue;
+            }
+            report.deleted_documents += 1;
+            let at = format!("{}/{} (account {})", parts[1], parts[2], parts[0]);
+            match decode::<Map<String, Value>>(&value) {
+                Ok(body) if body.get("pvt_deleted").and_then(Value::as_bool) == Some(true) => {}
+                Ok(_) => problems.push(format!("{at}: deleted copy lacks `pvt_deleted`")),
+                Err(e) => problems.push(format!("{at}: deleted copy unreadable: {e}")),
+            }
+            if live.contains_key(&(parts[0].clone(), parts[1].clone(), parts[2].clone())) {
+                problems.push(format!("{at}: both live and deleted"));
+            }
+        }
+
+        // Each document's key list: its document is live, each key's slot points back at it,
+        // and for callflows the list is exactly the document's numbers and patterns.
+        for item in self.db.scan_prefix(b"keys/") {
+            let (key, value) = item?;
+            let Some(parts) = key_segments(&key, 3) else {
+                problems.push(format!(
+                    "malformed key-list key {:?}",
+                    String::from_utf8_lossy(&key)
+                ));
+                continue;
+            };
+            let (account, collection, id) = (&parts[0], &parts[1], &parts[2]);
+            if !in_scope(account) {
+                continue;
+            }
+            let at = format!("{collection}/{id} (account {account})");
+            let keys: Vec<UniqueKey> = match decode(&value) {
+                Ok(keys) => keys,
+                Err(e) => {
+                    problems.push(format!("{at}: key list unreadable: {e}"));
+                    continue;
+                }
+            };
+            let Some(facts) = live.get_mut(&(account.clone(), collection.clone(), id.clone()))
+            else {
+                problems.push(format!("{at}: key list of a document that is not live"));
+                continue;
+            };
+            for k in &keys {
+                let slot = uniq_key(account, collection, k);
+                let expected = owner_tag(account, id, k);
+                match self.db.get(&slot)? {
+                    Some(owner) if owner.as_ref() == expected.as_bytes() => {}
+                    Some(owner) => problems.push(format!(
+                        "{at}: {} {:?} is indexed to {:?}",
+                        k.kind,
+                        k.value,
+                        String::from_utf8_lossy(&owner)
+                    )),
+                    None => problems.push(format!(
+                        "{at}: {} {:?} is missing from the index",
+                        k.kind, k.value
+                    )),
+                }
+            }
+            if let Some((numbers, patterns)) = &facts.routing {
+                let (mut indexed_numbers, mut indexed_patterns) = split_routing_keys(&keys);
+                indexed_numbers.sort();
+                indexed_numbers.dedup();
+                indexed_patterns.sort();
+                indexed_patterns.dedup();
+                if &indexed_numbers != numbers {
+                    problems.push(format!(
+                        "{at}: document numbers {numbers:?} but key list {indexed_numbers:?}"
+                    ));
+                }
+                if &indexed_patterns != patterns {
+                    problems.push(format!(
+                        "{at}: document patterns {patterns:?} but key list {indexed_patterns:?}"
+                    ));
+                }
+            }
+            facts.keys = Some(keys);
+        }
+        for ((account, collection, id), facts) in &live {
+            if facts.keys.is_none() {
+                problems.push(format!(
+                    "{collection}/{id} (account {account}): live document without a key list"
+                ));
+            }
+        }
+
+        // Every slot points at a live document that lists the key.
+        let holds = |live: &HashMap<DocAddr, LiveFacts>, addr: DocAddr, k: &UniqueKey| {
+            live.get(&addr)
+                .and_then(|f| f.keys.as_ref())
+                .is_some_and(|keys| keys.contains(k))
+        };
+        for item in self.db.scan_prefix(b"uniq/") {
+            let (key, owner) = item?;
+            let Some(parts) = key_segments(&key, 4) else {
+                problems.push(format!(
+                    "malformed index key {:?}",
+                    String::from_utf8_lossy(&key)
+                ));
+                continue;
+            };
+            if !in_scope(&parts[0]) {
+                continue;
+            }
+            report.unique_entries += 1;
+            // `uniq/{account}/{collection}/{kind}/{value}`: the value may itself hold `/`.
+            let (kind, value) = (parts[2].clone(), parts[3].clone());
+            let owner = String::from_utf8_lossy(&owner).into_owned();
+            let k = UniqueKey::new(&kind, &value);
+            let addr = (parts[0].clone(), parts[1].clone(), owner.clone());
+            if !holds(&live, addr, &k) {
+                problems.push(format!(
+                    "index {kind} {value:?} (account {}, {}) points at {owner}, which is not a live document listing it",
+                    parts[0], parts[1]
+                ));
+            }
+        }
+        for item in self.db.scan_prefix(b"guniq/") {
+            let (key, owner) = item?;
+            let Some(parts) = key_segments(&key, 3) else {
+                problems.push(format!(
+                    "malformed global index key {:?}",
+                    String::from_utf8_lossy(&key)
+                ));
+                continue;
+            };
+            let owner = String::from_utf8_lossy(&owner).into_owned();
+            let Some((account, id)) = owner.split_once('/') else {
+                problems.push(format!("global index {key:?}: bad holder {owner:?}"));
+                continue;
+            };
+            if !in_scope(account) {
+                continue;
+            }
+            report.unique_entries += 1;
+            let k = UniqueKey::global(&parts[1], &parts[2]);
+            let addr = (account.to_string(), parts[0].clone(), id.to_string());
+            if !holds(&live, addr, &k) {
+                problems.push(format!(
+                    "global index {} {:?} ({}) points at {owner}, which is not a live document listing it",
+                    parts[1], parts[2], parts[0]
+                ));
+            }
+        }
+
+        // The routing index the engine uses agrees with the callflows.
+        let mut per_account: HashMap<&str, (usize, usize)> = HashMap::new();
+        for ((account, _, id), facts) in &live {
+            let Some((numbers, patterns)) = &facts.routing else {
+                continue;
+            };
+            let counts = per_account.entry(account.as_str()).or_default();
+            counts.0 += numbers.len();
+            counts.1 += patterns.len();
+            for number in numbers {
+                let owner = self.routing.number_owner(account, number);
+                if owner.as_deref() != Some(id.as_str()) {
+                    problems.push(format!(
+                        "routing: number {number:?} (account {account}) routes to {owner:?}, not callflow {id}"
+                    ));
+                }
+            }
+            for pattern in patterns {
+                let owner = self.routing.pattern_owner(account, pattern);
+                if owner.as_deref() != Some(id.as_str()) {
+                    problems.push(format!(
+                        "routing: pattern {pattern:?} (account {account}) routes to {owner:?}, not callflow {id}"
+                    ));
+                }
+            }
+        }
+        for account in &accounts {
+            let expected = per_account
+                .get(account.as_str())
+                .copied()
+                .unwrap_or_default();
+            let actual = self.routing.counts(account);
+            report.numbers += expected.0;
+            report.patterns += expected.1;
+            if actual != expected {
+                problems.push(format!(
+                    "routing: account {account} routes {} numbers and {} patterns, its callflows hold {} and {}",
+                    actual.0, actual.1, expected.0, expected.1
+                ));
+            }
+        }
+        problems.sort();
+        report.problems = problems;
+        Ok(report)
+    }
 }
 
 fn doc_key(account_id: &str, collection: &str, id: &str) -> String {
@@ -997,6 +1346,73 @@ mod tests {
             ))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn consistency_check_finds_index_disagreements() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let account = store.create_account("acme", None).await.unwrap();
+        let acc = account.id.as_str();
+        let mut w = write("one", WriteOp::Create, &["1000", "1001"]);
+        w.account_id = acc;
+        store.write_doc(w).await.unwrap();
+        let mut w = write("two", WriteOp::Create, &["2000"]);
+        w.account_id = acc;
+        store.write_doc(w).await.unwrap();
+        store
+            .delete_doc(acc, ROUTED_COLLECTION, "two", None, "r")
+            .await
+            .unwrap();
+        let report = store.check_consistency(None).unwrap();
+        assert!(report.is_consistent(), "{report}");
+        assert_eq!(
+            (
+                report.live_documents,
+                report.deleted_documents,
+                report.numbers
+            ),
+            (1, 1, 2)
+        );
+        assert!(store.check_consistency(Some(acc)).unwrap().is_consistent());
+        assert!(
+            !store
+                .check_consistency(Some("nobody"))
+                .unwrap()
+                .is_consistent()
+        );
+
+        // A number missing from the index, a stray slot, a live+deleted id.
+        let one = UniqueKey::new(KIND_NUMBERS, "1001");
+        store
+            .db
+            .remove(uniq_key(acc, ROUTED_COLLECTION, &one))
+            .unwrap();
+        let stray = UniqueKey::new(KIND_PATTERNS, "^9/(\\d+)$");
+        store
+            .db
+            .insert(uniq_key(acc, ROUTED_COLLECTION, &stray), b"ghost".to_vec())
+            .unwrap();
+        let deleted = store
+            .db
+            .get(del_key(acc, ROUTED_COLLECTION, "two"))
+            .unwrap()
+            .unwrap();
+        store
+            .db
+            .insert(doc_key(acc, ROUTED_COLLECTION, "two").as_bytes(), deleted)
+            .unwrap();
+        let report = store.check_consistency(Some(acc)).unwrap();
+        let text = report.to_string();
+        assert!(
+            text.contains("\"1001\" is missing from the index"),
+            "{text}"
+        );
+        assert!(text.contains("points at ghost"), "{text}");
+        assert!(text.contains("both live and deleted"), "{text}");
+        assert!(text.contains("live document marked deleted"), "{text}");
+        assert!(text.contains("live document without a key list"), "{text}");
+        assert!(text.contains("routing: number \"2000\""), "{text}");
     }
 
     #[tokio::test]
