@@ -195,6 +195,7 @@ async fn rss_stays_flat_under_calls_and_writes() {
         }),
         expected_cause: "NORMAL_CLEARING".into(),
         max_in_flight: calls * 2,
+        ramp_per_sec: 200.0,
     }));
 
     let begin = Instant::now();
