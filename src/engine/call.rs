@@ -14,6 +14,7 @@
 use crate::callflow::model::Node;
 use crate::engine::EngineContext;
 use crate::engine::metaflow::{Detector, DigitFate, MetaflowConfig};
+use crate::engine::snapshot::ChannelSnapshot;
 use freeswitch_esl_tokio::{
     EslClient, EslError, EslEvent, EslEventStream, EslEventType, EslResponse,
 };
@@ -68,8 +69,9 @@ impl std::error::Error for CallEnded {}
 pub struct Completion {
     /// `Application-Response` (`FILE PLAYED`, `_none_`, a bridge cause, ...).
     pub response: String,
-    /// The CHANNEL_EXECUTE_COMPLETE event, with the channel variables at completion time.
-    pub event: Arc<EslEvent>,
+    /// The CHANNEL_EXECUTE_COMPLETE event's headers, with the channel variables at completion
+    /// time (compact: the call keeps the latest one for its whole life).
+    pub event: Arc<ChannelSnapshot>,
 }
 
 impl Completion {
@@ -142,7 +144,7 @@ pub struct Call {
     /// caller-profile headers and every channel variable, newer, so the ~20 KB connect data is
     /// dropped then (it matters with 20,000 calls parked at once).
     channel: Option<EslResponse>,
-    last_snapshot: Option<Arc<EslEvent>>,
+    last_snapshot: Option<Arc<ChannelSnapshot>>,
     hangup_cause: Option<String>,
     hangup_complete: bool,
     disconnected: bool,
@@ -481,8 +483,8 @@ impl Call {
             app: app.to_string(),
             response: response.clone(),
         });
-        // Shared, not cloned: an event holds ~150 variables (hundreds of allocations).
-        let completion = Arc::new(completion);
+        // Kept compact (the parsed event is ~30 KB of small allocations) and shared, not cloned.
+        let completion = Arc::new(ChannelSnapshot::from_event(&completion));
         self.last_snapshot = Some(completion.clone());
         self.channel = None;
         Ok(Completion {

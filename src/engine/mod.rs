@@ -14,6 +14,7 @@ pub mod metaflow_runner;
 mod metaflow_tests;
 pub mod session;
 pub mod simulate;
+pub mod snapshot;
 #[cfg(test)]
 pub mod testkit;
 

@@ -760,6 +760,34 @@ fn string_list(body: &Map<String, Value>, field: &str) -> Result<Vec<String>, St
 }
 
 impl SledStore {
+    /// Visits every entry under `prefix` whose key splits into `n` segments after it; a key that
+    /// does not is reported as a malformed `what` key instead.
+    fn for_each_entry(
+        &self,
+        prefix: &[u8],
+        n: usize,
+        what: &str,
+        problems: &mut Vec<String>,
+        mut visit: impl FnMut(
+            &[u8],
+            Vec<String>,
+            sled::IVec,
+            &mut Vec<String>,
+        ) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for item in self.db.scan_prefix(prefix) {
+            let (key, value) = item?;
+            match key_segments(&key, n) {
+                Some(parts) => visit(&key, parts, value, problems)?,
+                None => problems.push(format!(
+                    "malformed {what} key {:?}",
+                    String::from_utf8_lossy(&key)
+                )),
+            }
+        }
+        Ok(())
+    }
+
     fn check_consistency_inner(&self, only: Option<&str>) -> Result<ConsistencyReport, StoreError> {
         let mut report = ConsistencyReport::default();
         let in_scope = |account: &str| only.is_none_or(|a| a == account);
@@ -791,168 +819,165 @@ impl SledStore {
 
         // Live documents.
         let mut live: HashMap<DocAddr, LiveFacts> = HashMap::new();
-        for item in self.db.scan_prefix(b"doc/") {
-            let (key, value) = item?;
-            let Some(parts) = key_segments(&key, 3) else {
-                problems.push(format!(
-                    "malformed document key {:?}",
-                    String::from_utf8_lossy(&key)
-                ));
-                continue;
-            };
-            let (account, collection, id) = (&parts[0], &parts[1], &parts[2]);
-            if !in_scope(account) {
-                continue;
-            }
-            let at = format!("{collection}/{id} (account {account})");
-            report.live_documents += 1;
-            if !accounts.contains(account.as_str()) {
-                problems.push(format!("{at}: belongs to no account"));
-            }
-            let body: Map<String, Value> = match decode(&value) {
-                Ok(body) => body,
-                Err(e) => {
-                    problems.push(format!("{at}: unreadable: {e}"));
-                    continue;
+        self.for_each_entry(
+            b"doc/",
+            3,
+            "document",
+            &mut problems,
+            |_key, parts, value, problems| {
+                let (account, collection, id) = (&parts[0], &parts[1], &parts[2]);
+                if !in_scope(account) {
+                    return Ok(());
                 }
-            };
-            if body.get("_id").and_then(Value::as_str) != Some(id.as_str()) {
-                problems.push(format!("{at}: `_id` is {:?}", body.get("_id")));
-            }
-            let rev_ok = body
-                .get("_rev")
-                .and_then(Value::as_str)
-                .and_then(|r| r.split_once('-'))
-                .is_some_and(|(n, h)| n.parse::<u64>().is_ok_and(|n| n > 0) && !h.is_empty());
-            if !rev_ok {
-                problems.push(format!("{at}: bad `_rev` {:?}", body.get("_rev")));
-            }
-            if body.get("pvt_account_id").and_then(Value::as_str) != Some(account.as_str()) {
-                problems.push(format!(
-                    "{at}: `pvt_account_id` is {:?}",
-                    body.get("pvt_account_id")
-                ));
-            }
-            for field in ["pvt_type", "pvt_created", "pvt_modified"] {
-                if body.get(field).is_none() {
-                    problems.push(format!("{at}: `{field}` is missing"));
+                let at = format!("{collection}/{id} (account {account})");
+                report.live_documents += 1;
+                if !accounts.contains(account.as_str()) {
+                    problems.push(format!("{at}: belongs to no account"));
                 }
-            }
-            if body.get("pvt_deleted").and_then(Value::as_bool) == Some(true) {
-                problems.push(format!("{at}: live document marked deleted"));
-            }
-            let routing = if collection == ROUTED_COLLECTION {
-                match (
-                    string_list(&body, KIND_NUMBERS),
-                    string_list(&body, KIND_PATTERNS),
-                ) {
-                    (Ok(numbers), Ok(patterns)) => Some((numbers, patterns)),
-                    (Err(e), _) | (_, Err(e)) => {
-                        problems.push(format!("{at}: {e}"));
-                        Some((Vec::new(), Vec::new()))
+                let body: Map<String, Value> = match decode(&value) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        problems.push(format!("{at}: unreadable: {e}"));
+                        return Ok(());
+                    }
+                };
+                if body.get("_id").and_then(Value::as_str) != Some(id.as_str()) {
+                    problems.push(format!("{at}: `_id` is {:?}", body.get("_id")));
+                }
+                let rev_ok = body
+                    .get("_rev")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.split_once('-'))
+                    .is_some_and(|(n, h)| n.parse::<u64>().is_ok_and(|n| n > 0) && !h.is_empty());
+                if !rev_ok {
+                    problems.push(format!("{at}: bad `_rev` {:?}", body.get("_rev")));
+                }
+                if body.get("pvt_account_id").and_then(Value::as_str) != Some(account.as_str()) {
+                    problems.push(format!(
+                        "{at}: `pvt_account_id` is {:?}",
+                        body.get("pvt_account_id")
+                    ));
+                }
+                for field in ["pvt_type", "pvt_created", "pvt_modified"] {
+                    if body.get(field).is_none() {
+                        problems.push(format!("{at}: `{field}` is missing"));
                     }
                 }
-            } else {
-                None
-            };
-            live.insert(
-                (account.clone(), collection.clone(), id.clone()),
-                LiveFacts {
-                    routing,
-                    keys: None,
-                },
-            );
-        }
+                if body.get("pvt_deleted").and_then(Value::as_bool) == Some(true) {
+                    problems.push(format!("{at}: live document marked deleted"));
+                }
+                let routing = if collection == ROUTED_COLLECTION {
+                    match (
+                        string_list(&body, KIND_NUMBERS),
+                        string_list(&body, KIND_PATTERNS),
+                    ) {
+                        (Ok(numbers), Ok(patterns)) => Some((numbers, patterns)),
+                        (Err(e), _) | (_, Err(e)) => {
+                            problems.push(format!("{at}: {e}"));
+                            Some((Vec::new(), Vec::new()))
+                        }
+                    }
+                } else {
+                    None
+                };
+                live.insert(
+                    (account.clone(), collection.clone(), id.clone()),
+                    LiveFacts {
+                        routing,
+                        keys: None,
+                    },
+                );
+                Ok(())
+            },
+        )?;
 
         // Soft-deleted documents: marked, and never live at the same time.
-        for item in self.db.scan_prefix(b"del/") {
-            let (key, value) = item?;
-            let Some(parts) = key_segments(&key, 3) else {
-                problems.push(format!(
-                    "malformed deleted-document key {:?}",
-                    String::from_utf8_lossy(&key)
-                ));
-                continue;
-            };
-            if !in_scope(&parts[0]) {
-                continue;
-            }
-            report.deleted_documents += 1;
-            let at = format!("{}/{} (account {})", parts[1], parts[2], parts[0]);
-            match decode::<Map<String, Value>>(&value) {
-                Ok(body) if body.get("pvt_deleted").and_then(Value::as_bool) == Some(true) => {}
-                Ok(_) => problems.push(format!("{at}: deleted copy lacks `pvt_deleted`")),
-                Err(e) => problems.push(format!("{at}: deleted copy unreadable: {e}")),
-            }
-            if live.contains_key(&(parts[0].clone(), parts[1].clone(), parts[2].clone())) {
-                problems.push(format!("{at}: both live and deleted"));
-            }
-        }
+        self.for_each_entry(
+            b"del/",
+            3,
+            "deleted-document",
+            &mut problems,
+            |_key, parts, value, problems| {
+                if !in_scope(&parts[0]) {
+                    return Ok(());
+                }
+                report.deleted_documents += 1;
+                let at = format!("{}/{} (account {})", parts[1], parts[2], parts[0]);
+                match decode::<Map<String, Value>>(&value) {
+                    Ok(body) if body.get("pvt_deleted").and_then(Value::as_bool) == Some(true) => {}
+                    Ok(_) => problems.push(format!("{at}: deleted copy lacks `pvt_deleted`")),
+                    Err(e) => problems.push(format!("{at}: deleted copy unreadable: {e}")),
+                }
+                if live.contains_key(&(parts[0].clone(), parts[1].clone(), parts[2].clone())) {
+                    problems.push(format!("{at}: both live and deleted"));
+                }
+                Ok(())
+            },
+        )?;
 
         // Each document's key list: its document is live, each key's slot points back at it,
         // and for callflows the list is exactly the document's numbers and patterns.
-        for item in self.db.scan_prefix(b"keys/") {
-            let (key, value) = item?;
-            let Some(parts) = key_segments(&key, 3) else {
-                problems.push(format!(
-                    "malformed key-list key {:?}",
-                    String::from_utf8_lossy(&key)
-                ));
-                continue;
-            };
-            let (account, collection, id) = (&parts[0], &parts[1], &parts[2]);
-            if !in_scope(account) {
-                continue;
-            }
-            let at = format!("{collection}/{id} (account {account})");
-            let keys: Vec<UniqueKey> = match decode(&value) {
-                Ok(keys) => keys,
-                Err(e) => {
-                    problems.push(format!("{at}: key list unreadable: {e}"));
-                    continue;
+        self.for_each_entry(
+            b"keys/",
+            3,
+            "key-list",
+            &mut problems,
+            |_key, parts, value, problems| {
+                let (account, collection, id) = (&parts[0], &parts[1], &parts[2]);
+                if !in_scope(account) {
+                    return Ok(());
                 }
-            };
-            let Some(facts) = live.get_mut(&(account.clone(), collection.clone(), id.clone()))
-            else {
-                problems.push(format!("{at}: key list of a document that is not live"));
-                continue;
-            };
-            for k in &keys {
-                let slot = uniq_key(account, collection, k);
-                let expected = owner_tag(account, id, k);
-                match self.db.get(&slot)? {
-                    Some(owner) if owner.as_ref() == expected.as_bytes() => {}
-                    Some(owner) => problems.push(format!(
-                        "{at}: {} {:?} is indexed to {:?}",
-                        k.kind,
-                        k.value,
-                        String::from_utf8_lossy(&owner)
-                    )),
-                    None => problems.push(format!(
-                        "{at}: {} {:?} is missing from the index",
-                        k.kind, k.value
-                    )),
+                let at = format!("{collection}/{id} (account {account})");
+                let keys: Vec<UniqueKey> = match decode(&value) {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        problems.push(format!("{at}: key list unreadable: {e}"));
+                        return Ok(());
+                    }
+                };
+                let Some(facts) = live.get_mut(&(account.clone(), collection.clone(), id.clone()))
+                else {
+                    problems.push(format!("{at}: key list of a document that is not live"));
+                    return Ok(());
+                };
+                for k in &keys {
+                    let slot = uniq_key(account, collection, k);
+                    let expected = owner_tag(account, id, k);
+                    match self.db.get(&slot)? {
+                        Some(owner) if owner.as_ref() == expected.as_bytes() => {}
+                        Some(owner) => problems.push(format!(
+                            "{at}: {} {:?} is indexed to {:?}",
+                            k.kind,
+                            k.value,
+                            String::from_utf8_lossy(&owner)
+                        )),
+                        None => problems.push(format!(
+                            "{at}: {} {:?} is missing from the index",
+                            k.kind, k.value
+                        )),
+                    }
                 }
-            }
-            if let Some((numbers, patterns)) = &facts.routing {
-                let (mut indexed_numbers, mut indexed_patterns) = split_routing_keys(&keys);
-                indexed_numbers.sort();
-                indexed_numbers.dedup();
-                indexed_patterns.sort();
-                indexed_patterns.dedup();
-                if &indexed_numbers != numbers {
-                    problems.push(format!(
-                        "{at}: document numbers {numbers:?} but key list {indexed_numbers:?}"
-                    ));
+                if let Some((numbers, patterns)) = &facts.routing {
+                    let (mut indexed_numbers, mut indexed_patterns) = split_routing_keys(&keys);
+                    indexed_numbers.sort();
+                    indexed_numbers.dedup();
+                    indexed_patterns.sort();
+                    indexed_patterns.dedup();
+                    if &indexed_numbers != numbers {
+                        problems.push(format!(
+                            "{at}: document numbers {numbers:?} but key list {indexed_numbers:?}"
+                        ));
+                    }
+                    if &indexed_patterns != patterns {
+                        problems.push(format!(
+                            "{at}: document patterns {patterns:?} but key list {indexed_patterns:?}"
+                        ));
+                    }
                 }
-                if &indexed_patterns != patterns {
-                    problems.push(format!(
-                        "{at}: document patterns {patterns:?} but key list {indexed_patterns:?}"
-                    ));
-                }
-            }
-            facts.keys = Some(keys);
-        }
+                facts.keys = Some(keys);
+                Ok(())
+            },
+        )?;
         for ((account, collection, id), facts) in &live {
             if facts.keys.is_none() {
                 problems.push(format!(
@@ -967,17 +992,9 @@ impl SledStore {
                 .and_then(|f| f.keys.as_ref())
                 .is_some_and(|keys| keys.contains(k))
         };
-        for item in self.db.scan_prefix(b"uniq/") {
-            let (key, owner) = item?;
-            let Some(parts) = key_segments(&key, 4) else {
-                problems.push(format!(
-                    "malformed index key {:?}",
-                    String::from_utf8_lossy(&key)
-                ));
-                continue;
-            };
+        self.for_each_entry(b"uniq/", 4, "index", &mut problems, |_key, parts, owner, problems| {
             if !in_scope(&parts[0]) {
-                continue;
+                return Ok(());
             }
             report.unique_entries += 1;
             // `uniq/{account}/{collection}/{kind}/{value}`: the value may itself hold `/`.
@@ -991,23 +1008,16 @@ impl SledStore {
                     parts[0], parts[1]
                 ));
             }
-        }
-        for item in self.db.scan_prefix(b"guniq/") {
-            let (key, owner) = item?;
-            let Some(parts) = key_segments(&key, 3) else {
-                problems.push(format!(
-                    "malformed global index key {:?}",
-                    String::from_utf8_lossy(&key)
-                ));
-                continue;
-            };
+            Ok(())
+        })?;
+        self.for_each_entry(b"guniq/", 3, "global index", &mut problems, |key, parts, owner, problems| {
             let owner = String::from_utf8_lossy(&owner).into_owned();
             let Some((account, id)) = owner.split_once('/') else {
                 problems.push(format!("global index {key:?}: bad holder {owner:?}"));
-                continue;
+                return Ok(());
             };
             if !in_scope(account) {
-                continue;
+                return Ok(());
             }
             report.unique_entries += 1;
             let k = UniqueKey::global(&parts[1], &parts[2]);
@@ -1018,7 +1028,8 @@ impl SledStore {
                     parts[1], parts[2], parts[0]
                 ));
             }
-        }
+            Ok(())
+        })?;
 
         // The routing index the engine uses agrees with the callflows.
         let mut per_account: HashMap<&str, (usize, usize)> = HashMap::new();
@@ -1402,6 +1413,12 @@ mod tests {
             .db
             .insert(doc_key(acc, ROUTED_COLLECTION, "two").as_bytes(), deleted)
             .unwrap();
+        store.db.insert(b"keys/truncated", b"[]".to_vec()).unwrap();
+        let text = store.check_consistency(None).unwrap().to_string();
+        assert!(
+            text.contains("malformed key-list key \"keys/truncated\""),
+            "{text}"
+        );
         let report = store.check_consistency(Some(acc)).unwrap();
         let text = report.to_string();
         assert!(

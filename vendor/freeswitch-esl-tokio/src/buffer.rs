@@ -132,7 +132,24 @@ impl EslBuffer {
     }
 
     /// Ensure minimum write capacity; BytesMut handles internal compaction.
+    ///
+    /// callflowd patch: once every byte is consumed, a buffer that grew past
+    /// `BUF_CHUNK` for a large frame goes back to `BUF_CHUNK`. An outbound server
+    /// holds one parser per call for the call's life; without this each one kept
+    /// the size of the largest event it ever saw (16-24 KiB for a channel event).
     pub fn compact(&mut self) {
+        if self
+            .buffer
+            .is_empty()
+            && self
+                .buffer
+                .capacity()
+                > BUF_CHUNK
+        {
+            self.buffer = BytesMut::with_capacity(BUF_CHUNK);
+            self.scan_offset = 0;
+            return;
+        }
         if self.write_capacity() < BUF_CHUNK {
             self.buffer
                 .reserve(BUF_CHUNK);
