@@ -4,68 +4,16 @@
 
 mod common;
 
+use common::process::ServeProcess;
 use common::{api_auth, callflow, send};
 use serde_json::json;
-use std::process::Stdio;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-struct ServeProcess {
-    child: Child,
-    base: String,
-    api_key: Option<String>,
-}
-
-/// Starts `callflowd serve` on ephemeral ports and reads its start-up lines from stdout.
-async fn spawn(data_dir: &std::path::Path) -> ServeProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callflowd"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--esl-listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "warn",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn callflowd");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut api_key = None;
-    let base = loop {
-        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("start-up line in time")
-            .expect("read stdout")
-            .expect("callflowd exited before listening");
-        if let Some(key) = line.trim().strip_prefix("API key:") {
-            api_key = Some(key.trim().to_string());
-        }
-        if let Some(rest) = line.strip_prefix("callflowd: API listening on ") {
-            break rest.split(',').next().expect("url").trim().to_string();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    ServeProcess {
-        child,
-        base,
-        api_key,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_survive_sigkill_right_after_2xx() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
 
-    let mut first = spawn(&data).await;
+    let first = ServeProcess::spawn(&data, &[]).await;
     let api_key = first
         .api_key
         .clone()
@@ -120,11 +68,10 @@ async fn writes_survive_sigkill_right_after_2xx() {
     assert_eq!(patched.status, 200);
     let deleted = send("DELETE", &format!("{cf}/{}", ids[1]), &headers, None).await;
     assert_eq!(deleted.status, 200);
-    first.child.start_kill().expect("SIGKILL");
-    first.child.wait().await.expect("reaped");
+    first.kill().await;
 
     // A new process on the same directory: no new bootstrap, same key and data.
-    let mut second = spawn(&data).await;
+    let second = ServeProcess::spawn(&data, &[]).await;
     assert!(second.api_key.is_none(), "bootstrap happens only once");
     let token = api_auth(&second.base, &api_key).await;
     let cf = format!("{}/v2/accounts/{account_id}/callflows", second.base);
@@ -177,8 +124,7 @@ async fn writes_survive_sigkill_right_after_2xx() {
         .await;
         assert_eq!(resp.status, 201, "{number}: {}", resp.json);
     }
-    second.child.start_kill().expect("kill");
-    second.child.wait().await.expect("reaped");
+    second.kill().await;
 }
 
 #[tokio::test]

@@ -760,13 +760,15 @@ fn string_list(body: &Map<String, Value>, field: &str) -> Result<Vec<String>, St
 }
 
 impl SledStore {
-    /// Visits every entry under `prefix` whose key splits into `n` segments after it; a key that
-    /// does not is reported as a malformed `what` key instead.
+    /// Visits every entry under `prefix` whose key splits into `n` segments after it (and, with
+    /// `account`, whose first segment is that account); a key that does not split is reported as a
+    /// malformed `what` key instead.
     fn for_each_entry(
         &self,
         prefix: &[u8],
         n: usize,
         what: &str,
+        account: Option<&str>,
         problems: &mut Vec<String>,
         mut visit: impl FnMut(
             &[u8],
@@ -778,6 +780,7 @@ impl SledStore {
         for item in self.db.scan_prefix(prefix) {
             let (key, value) = item?;
             match key_segments(&key, n) {
+                Some(parts) if account.is_some_and(|a| a != parts[0]) => {}
                 Some(parts) => visit(&key, parts, value, problems)?,
                 None => problems.push(format!(
                     "malformed {what} key {:?}",
@@ -823,12 +826,10 @@ impl SledStore {
             b"doc/",
             3,
             "document",
+            only,
             &mut problems,
             |_key, parts, value, problems| {
                 let (account, collection, id) = (&parts[0], &parts[1], &parts[2]);
-                if !in_scope(account) {
-                    return Ok(());
-                }
                 let at = format!("{collection}/{id} (account {account})");
                 report.live_documents += 1;
                 if !accounts.contains(account.as_str()) {
@@ -896,11 +897,9 @@ impl SledStore {
             b"del/",
             3,
             "deleted-document",
+            only,
             &mut problems,
             |_key, parts, value, problems| {
-                if !in_scope(&parts[0]) {
-                    return Ok(());
-                }
                 report.deleted_documents += 1;
                 let at = format!("{}/{} (account {})", parts[1], parts[2], parts[0]);
                 match decode::<Map<String, Value>>(&value) {
@@ -921,12 +920,10 @@ impl SledStore {
             b"keys/",
             3,
             "key-list",
+            only,
             &mut problems,
             |_key, parts, value, problems| {
                 let (account, collection, id) = (&parts[0], &parts[1], &parts[2]);
-                if !in_scope(account) {
-                    return Ok(());
-                }
                 let at = format!("{collection}/{id} (account {account})");
                 let keys: Vec<UniqueKey> = match decode(&value) {
                     Ok(keys) => keys,
@@ -992,10 +989,7 @@ impl SledStore {
                 .and_then(|f| f.keys.as_ref())
                 .is_some_and(|keys| keys.contains(k))
         };
-        self.for_each_entry(b"uniq/", 4, "index", &mut problems, |_key, parts, owner, problems| {
-            if !in_scope(&parts[0]) {
-                return Ok(());
-            }
+        self.for_each_entry(b"uniq/", 4, "index", only, &mut problems, |_key, parts, owner, problems| {
             report.unique_entries += 1;
             // `uniq/{account}/{collection}/{kind}/{value}`: the value may itself hold `/`.
             let (kind, value) = (parts[2].clone(), parts[3].clone());
@@ -1010,7 +1004,7 @@ impl SledStore {
             }
             Ok(())
         })?;
-        self.for_each_entry(b"guniq/", 3, "global index", &mut problems, |key, parts, owner, problems| {
+        self.for_each_entry(b"guniq/", 3, "global index", None, &mut problems, |key, parts, owner, problems| {
             let owner = String::from_utf8_lossy(&owner).into_owned();
             let Some((account, id)) = owner.split_once('/') else {
                 problems.push(format!("global index {key:?}: bad holder {owner:?}"));
