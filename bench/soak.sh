@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Soak: 200 concurrent calls (answer, a 2 s prompt, hangup) with API writes mixed in
 # (create / replace / patch / delete callflows, ~20/s over a bounded set), for N minutes.
-# The server's RSS is sampled every 10 s after a one-minute warm-up. Fails (exit 1) if the RSS
-# moved more than 10% between the first and the last samples (medians of three), if any call
-# failed, or if any API write got a non-2xx reply.
-# Usage: bench/soak.sh [minutes]        (default 30; CALLS=200 WRITES_PER_SEC=20)
+# The server's RSS is sampled every 10 s after a warm-up (WARMUP seconds, default 180: caches,
+# allocator arenas and the accept backlog fill during the first minutes). Fails (exit 1) if the
+# RSS moved more than 10% between the first and the last minute of samples (medians of six), if
+# any call failed, or if any API write got a non-2xx reply. Prints the mean RSS per 5 minutes.
+# Usage: bench/soak.sh [minutes]        (default 30; CALLS=200 WRITES_PER_SEC=20 WARMUP=180)
 source "$(dirname "$0")/lib.sh"
 MINUTES="${1:-30}"
 CALLS="${CALLS:-200}"
 WRITES_PER_SEC="${WRITES_PER_SEC:-20}"
+WARMUP="${WARMUP:-180}"
 DURATION=$((MINUTES * 60))
 build
 start_server
@@ -57,11 +59,13 @@ writer() {
 writer &
 WRITER=$!
 
-sleep 60
+sleep "$WARMUP"
 SAMPLES=()
+SAMPLED_AT=()
 while kill -0 "$LOADGEN" 2>/dev/null; do
   R=$(rss_kb "$SERVER_PID")
   SAMPLES+=("$R")
+  SAMPLED_AT+=("$SECONDS")
   echo "t=$((SECONDS))s rss=$R KB active=$(curl -s "$API/metrics" | awk '/^callflowd_active_calls/ {print $2}')"
   sleep 10
 done
@@ -72,11 +76,14 @@ cat "$BENCH_TMP/loadgen.out"
 read -r WRITES API_ERRORS <"$BENCH_TMP/writer.out"
 FAILED=$(awk '/^calls failed/ {print $3}' "$BENCH_TMP/loadgen.out")
 COMPLETED=$(awk '/^calls completed/ {print $3}' "$BENCH_TMP/loadgen.out")
-median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 N=${#SAMPLES[@]}
-if [ "$N" -lt 3 ]; then echo "soak: too few samples ($N)"; exit 1; fi
-START=$(median3 "${SAMPLES[@]:0:3}")
-END=$(median3 "${SAMPLES[@]:$((N - 3)):3}")
+if [ "$N" -lt 12 ]; then echo "soak: too few samples ($N; run longer than WARMUP + 2 min)"; exit 1; fi
+START=$(median "${SAMPLES[@]:0:6}")
+END=$(median "${SAMPLES[@]:$((N - 6)):6}")
+for i in "${!SAMPLES[@]}"; do echo "${SAMPLED_AT[$i]} ${SAMPLES[$i]}"; done |
+  awk -v t0="${SAMPLED_AT[0]}" '{w = int(($1 - t0) / 300); s[w] += $2; n[w]++; if (w > last) last = w}
+    END {for (w = 0; w <= last; w++) if (n[w]) printf "rss mean, minutes %d-%d of sampling: %.0f KB (%d samples)\n", 5 * w, 5 * w + 5, s[w] / n[w], n[w]}'
 MAX=$(printf '%s\n' "${SAMPLES[@]}" | sort -n | tail -1)
 CHANGE=$(awk "BEGIN {printf \"%+.1f\", ($END - $START) * 100 / $START}")
 echo "soak figures: ${MINUTES} min | calls completed ${COMPLETED:-0} failed ${FAILED:-?} | API writes $WRITES errors $API_ERRORS | RSS start $START KB end $END KB ($CHANGE%) max $MAX KB ($N samples)"

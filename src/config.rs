@@ -57,6 +57,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory of the sled database.
     pub data_dir: PathBuf,
+    /// sled's page cache, MiB.
+    pub db_cache_mb: u64,
     /// Lifetime of tokens issued by `api_auth` / `user_auth` (Kazoo: 3600 s).
     pub token_lifetime: Duration,
     /// Log line format.
@@ -118,6 +120,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
+            .field("db_cache_mb", &self.db_cache_mb)
             .field("token_lifetime", &self.token_lifetime)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
@@ -156,6 +159,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: PathBuf::from("./data"),
+            db_cache_mb: crate::store::sled_store::DEFAULT_CACHE_BYTES / (1024 * 1024),
             token_lifetime: Duration::from_secs(3600),
             log_format: LogFormat::Human,
             // freeswitch-esl-tokio logs every connection close at info: two lines per call.
@@ -187,6 +191,11 @@ impl Default for Config {
 }
 
 impl Config {
+    /// sled's page cache in bytes.
+    pub fn db_cache_bytes(&self) -> u64 {
+        self.db_cache_mb.saturating_mul(1024 * 1024)
+    }
+
     /// A configuration for tests and embedding: everything on 127.0.0.1 port 0 (the OS picks),
     /// data in `data_dir`.
     pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Self {
@@ -229,6 +238,9 @@ impl Config {
         }
         if let Some(v) = args.data_dir.clone().or(file.data_dir) {
             config.data_dir = v;
+        }
+        if let Some(v) = args.db_cache_mb.or(file.db_cache_mb) {
+            config.db_cache_mb = v.max(1);
         }
         if let Some(v) =
             pick_duration("token_lifetime", &args.token_lifetime, &file.token_lifetime)?
@@ -404,6 +416,9 @@ pub struct ConfigArgs {
     /// sled database directory [default: ./data].
     #[arg(long, env = "CALLFLOWD_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// sled page cache in MiB [default: 64].
+    #[arg(long, env = "CALLFLOWD_DB_CACHE_MB", global = true)]
+    pub db_cache_mb: Option<u64>,
     /// Auth token lifetime, e.g. `3600`, `1h`, `90s` [default: 1h].
     #[arg(long, env = "CALLFLOWD_TOKEN_LIFETIME", global = true)]
     pub token_lifetime: Option<String>,
@@ -519,6 +534,7 @@ impl DurationValue {
 pub struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    db_cache_mb: Option<u64>,
     token_lifetime: Option<DurationValue>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,

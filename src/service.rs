@@ -90,7 +90,10 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
             config.data_dir.display()
         ))
     })?;
-    let store = Arc::new(SledStore::open(&config.data_dir)?);
+    let store = Arc::new(SledStore::open_with_cache(
+        &config.data_dir,
+        config.db_cache_bytes(),
+    )?);
     let bootstrap = bootstrap_if_empty(store.as_ref()).await?;
 
     crate::modules::warm_up();

@@ -42,18 +42,38 @@ pub fn init_logging(format: LogFormat, level: &str) {
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often the recorder's histograms are drained when nobody scrapes `/metrics`.
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// The process-wide Prometheus handle, installing the recorder on first use. If some other code
 /// already installed a global recorder, a detached one is returned (its output is then empty)
 /// rather than failing the service.
+///
+/// A recorder installed this way keeps every histogram sample until upkeep drains it (a scrape
+/// does, but nothing guarantees a scraper), so a thread runs upkeep every few seconds: without it
+/// each API request and call would grow the heap for good.
 pub fn prometheus() -> PrometheusHandle {
     PROMETHEUS
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .install_recorder()
                 .unwrap_or_else(|error| {
                     tracing::warn!(%error, "a metrics recorder is already installed; /metrics will be empty");
                     PrometheusBuilder::new().build_recorder().handle()
-                })
+                });
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(METRICS_UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "cannot start the metrics upkeep thread; histograms drain only when scraped");
+            }
+            handle
         })
         .clone()
 }

@@ -283,7 +283,7 @@ async fn wait_for_signal() {
 }
 
 fn open_store(config: &Config) -> Result<SledStore, String> {
-    SledStore::open(&config.data_dir).map_err(|e| e.to_string())
+    SledStore::open_with_cache(&config.data_dir, config.db_cache_bytes()).map_err(|e| e.to_string())
 }
 
 async fn create_account(

@@ -63,19 +63,33 @@ struct ApiKeyRecord {
     hash: ApiKeyHash,
 }
 
+/// sled's page cache unless configured (`db_cache_mb`): documents are small and the routing index
+/// lives apart from sled, so 64 MiB holds the working set of a large installation.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 impl SledStore {
     /// Opens (or creates) the database in `dir`, makes sure a signing key exists, and rebuilds
     /// the routing index from the stored number/pattern index (not from the documents).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                StoreError::Backend(format!(
-                    "database {} is in use by another process (is `callflowd serve` running?)",
-                    dir.display()
-                ))
-            }
-            other => StoreError::from(other),
-        })?;
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`SledStore::open`] with sled's page cache capped at `cache_bytes`: sled's own default
+    /// (1 GiB) lets a long-running server's RSS creep up with every page it ever touched.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Backend(format!(
+                        "database {} is in use by another process (is `callflowd serve` running?)",
+                        dir.display()
+                    ))
+                }
+                other => StoreError::from(other),
+            })?;
         let store = SledStore {
             db,
             routing: Arc::new(RoutingIndex::new()),
