@@ -6,9 +6,10 @@
 /// accumulates); only the per-read chunk is smaller.
 pub const SOCKET_BUF_SIZE: usize = 8192;
 
-/// callflowd patch: 8 KiB instead of 64 KiB (see `SOCKET_BUF_SIZE`); the buffer still grows to
-/// fit any frame.
-pub const BUF_CHUNK: usize = 8 * 1024;
+/// callflowd patch: 4 KiB instead of 64 KiB (see `SOCKET_BUF_SIZE`); the buffer still grows to
+/// fit any frame, and shrinks back to this once a frame is consumed (`EslBuffer::compact`), so
+/// it is what an idle (parked) call keeps.
+pub const BUF_CHUNK: usize = 4 * 1024;
 
 /// Maximum single message size (8MB) - validates Content-Length header.
 /// Safety limit for protocol sanity; large responses (e.g. sofia status) fit well within this.
