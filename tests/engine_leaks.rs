@@ -4,11 +4,11 @@
 //! tasks. Both are compared after a warm-up batch (lazy statics, pools, caches) and after the
 //! measured batches.
 
+mod common;
+
 use callflowd::engine::{EngineConfig, EngineContext, listener};
 use callflowd::fakeswitch::{CallScript, dial};
-use callflowd::store::Account;
 use callflowd::store::memory::MemStore;
-use serde_json::json;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -42,25 +42,7 @@ static ALLOCATOR: Counting = Counting;
 const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
 
 fn store() -> Arc<MemStore> {
-    let store = Arc::new(MemStore::new());
-    store.add_account(Account {
-        id: ACCOUNT.into(),
-        name: "leaks".into(),
-        realm: None,
-    });
-    let mut flow = json!({"module": "answer", "data": {}, "children": {"_": {
-        "module": "play", "data": {"id": "silence_stream://0"}, "children": {"_": {
-            "module": "hangup", "data": {}, "children": {}}}}}});
-    let mut errors = callflowd::callflow::errors::FieldErrors::new();
-    callflowd::modules::validate_flow(&mut flow, "flow", &mut errors);
-    assert!(errors.is_empty());
-    store.put(
-        ACCOUNT,
-        "callflows",
-        "cf000000000000000000000000000001",
-        json!({"numbers": ["1000"], "flow": flow}),
-    );
-    store
+    common::engine::three_step_store(ACCOUNT, "leaks", "silence_stream://0")
 }
 
 fn script() -> CallScript {

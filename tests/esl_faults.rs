@@ -6,11 +6,11 @@
 //! the socket after `resume`), a log line says why, nothing panics, no task or call is left
 //! behind, and 20 ordinary calls running at the same time all complete normally.
 
+mod common;
+
 use callflowd::engine::{EngineConfig, EngineContext, listener};
 use callflowd::fakeswitch::{CallScript, Fault, Transcript, dial};
-use callflowd::store::Account;
 use callflowd::store::memory::MemStore;
-use serde_json::json;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,26 +45,7 @@ impl Logs {
 }
 
 fn store() -> Arc<MemStore> {
-    let store = Arc::new(MemStore::new());
-    store.add_account(Account {
-        id: ACCOUNT.into(),
-        name: "faults".into(),
-        realm: None,
-    });
-    // answer -> play 2 s of silence -> hangup
-    let mut flow = json!({"module": "answer", "data": {}, "children": {"_": {
-        "module": "play", "data": {"id": "silence_stream://2000"}, "children": {"_": {
-            "module": "hangup", "data": {}, "children": {}}}}}});
-    let mut errors = callflowd::callflow::errors::FieldErrors::new();
-    callflowd::modules::validate_flow(&mut flow, "flow", &mut errors);
-    assert!(errors.is_empty());
-    store.put(
-        ACCOUNT,
-        "callflows",
-        "cf000000000000000000000000000001",
-        json!({"numbers": ["1000"], "flow": flow}),
-    );
-    store
+    common::engine::three_step_store(ACCOUNT, "faults", "silence_stream://2000")
 }
 
 /// Commands as the engine sends them: 1 connect, 2 myevents, 3 linger, 4 resume, 5 nixevent,

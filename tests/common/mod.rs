@@ -11,6 +11,7 @@
 //! ```
 #![allow(dead_code)]
 
+pub mod engine;
 pub mod process;
 pub mod xml;
 
