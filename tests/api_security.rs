@@ -14,7 +14,7 @@ use callflowd::auth::secrets::{md5_credentials, new_api_key};
 use callflowd::config::Config;
 use callflowd::store::Store;
 use common::{Resp, TestServer, send};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -403,21 +403,7 @@ async fn send_from(source: IpAddr, method: &str, url: &str, body: Value) -> Resp
         .body(Full::new(Bytes::from(body.to_string())))
         .expect("request");
     let response = client.request(request).await.expect("HTTP request");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        body,
-        json,
-    }
+    common::read_response(response).await
 }
 
 fn ip(text: &str) -> IpAddr {

@@ -79,6 +79,11 @@ pub async fn send(
         .request(request)
         .await
         .expect("HTTP request failed");
+    read_response(response).await
+}
+
+/// Reads a whole response into a [`Resp`] (a body that is not JSON leaves `json` null).
+pub async fn read_response(response: hyper::Response<hyper::body::Incoming>) -> Resp {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response
