@@ -426,10 +426,8 @@ pub async fn patch(
                 private,
                 keys,
             } = pending;
-            let mut merged = current.map(|d| public_only(&d.body)).unwrap_or_default();
-            deep_merge(&mut merged, changes);
             Pending {
-                public: merged,
+                public: merged_onto(current, changes),
                 private,
                 keys,
             }
@@ -459,14 +457,10 @@ pub async fn set_server_fields(
         id,
         WriteOp::Update,
         ctx,
-        move |current| {
-            let mut merged = current.map(|d| public_only(&d.body)).unwrap_or_default();
-            deep_merge(&mut merged, public);
-            Pending {
-                public: merged,
-                private,
-                keys,
-            }
+        move |current| Pending {
+            public: merged_onto(current, public),
+            private,
+            keys,
         },
     )
     .await
@@ -589,6 +583,13 @@ fn display_name(body: &Map<String, Value>) -> Value {
     } else {
         Value::String(parts.join(" "))
     }
+}
+
+/// The current document's public fields with `changes` deep-merged in (PATCH semantics).
+fn merged_onto(current: Option<&StoredDoc>, changes: Map<String, Value>) -> Map<String, Value> {
+    let mut merged = current.map(|d| public_only(&d.body)).unwrap_or_default();
+    deep_merge(&mut merged, changes);
+    merged
 }
 
 fn public_only(body: &Map<String, Value>) -> Map<String, Value> {
