@@ -2,7 +2,7 @@
 # Shared helpers for the benchmark scripts: build once, start a throw-away server, get a token.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/target/release/callflowd"
+BIN="${BIN:-$ROOT/target/release/callflowd}"  # BIN=... measures another build
 BENCH_TMP="${BENCH_TMP:-$(mktemp -d /tmp/callflowd-bench.XXXXXX)}"
 API_PORT="${API_PORT:-18000}"
 ESL_PORT="${ESL_PORT:-18084}"

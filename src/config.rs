@@ -59,6 +59,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// sled's page cache, MiB.
     pub db_cache_mb: u64,
+    /// How long soft-deleted documents are kept before the hourly purge removes them (zero: kept
+    /// forever). Kazoo's periodic cleanup does the same for its soft deletes.
+    pub deleted_retention: Duration,
     /// Lifetime of tokens issued by `api_auth` / `user_auth` (Kazoo: 3600 s).
     pub token_lifetime: Duration,
     /// Log line format.
@@ -121,6 +124,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("db_cache_mb", &self.db_cache_mb)
+            .field("deleted_retention", &self.deleted_retention)
             .field("token_lifetime", &self.token_lifetime)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
@@ -160,6 +164,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: PathBuf::from("./data"),
             db_cache_mb: crate::store::sled_store::DEFAULT_CACHE_BYTES / (1024 * 1024),
+            deleted_retention: Duration::from_secs(30 * 86_400),
             token_lifetime: Duration::from_secs(3600),
             log_format: LogFormat::Human,
             // freeswitch-esl-tokio logs every connection close at info: two lines per call.
@@ -241,6 +246,13 @@ impl Config {
         }
         if let Some(v) = args.db_cache_mb.or(file.db_cache_mb) {
             config.db_cache_mb = v.max(1);
+        }
+        if let Some(v) = pick_duration(
+            "deleted_retention",
+            &args.deleted_retention,
+            &file.deleted_retention,
+        )? {
+            config.deleted_retention = v;
         }
         if let Some(v) =
             pick_duration("token_lifetime", &args.token_lifetime, &file.token_lifetime)?
@@ -419,6 +431,10 @@ pub struct ConfigArgs {
     /// sled page cache in MiB [default: 64].
     #[arg(long, env = "CALLFLOWD_DB_CACHE_MB", global = true)]
     pub db_cache_mb: Option<u64>,
+    /// Keep soft-deleted documents this long, e.g. `30d`, `12h`; `0` keeps them forever
+    /// [default: 30d].
+    #[arg(long, env = "CALLFLOWD_DELETED_RETENTION", global = true)]
+    pub deleted_retention: Option<String>,
     /// Auth token lifetime, e.g. `3600`, `1h`, `90s` [default: 1h].
     #[arg(long, env = "CALLFLOWD_TOKEN_LIFETIME", global = true)]
     pub token_lifetime: Option<String>,
@@ -535,6 +551,7 @@ pub struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     db_cache_mb: Option<u64>,
+    deleted_retention: Option<DurationValue>,
     token_lifetime: Option<DurationValue>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,
@@ -658,7 +675,7 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9000\"\ntoken_lifetime = 60\nlinger = \"3s\"\nesl_allowed_peers = [\"10.0.0.0/8\"]\n",
+            "listen = \"127.0.0.1:9000\"\ntoken_lifetime = 60\ndeleted_retention = \"7d\"\nlinger = \"3s\"\nesl_allowed_peers = [\"10.0.0.0/8\"]\n",
         )
         .unwrap();
         let args = ConfigArgs {
@@ -669,6 +686,7 @@ mod tests {
         let config = Config::load(&args).unwrap();
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.token_lifetime, Duration::from_secs(120));
+        assert_eq!(config.deleted_retention, Duration::from_secs(7 * 86_400));
         assert_eq!(config.linger, Duration::from_secs(3));
         assert_eq!(config.esl_allowed_peers.len(), 1);
         assert_eq!(config.esl_listen.port(), 8084);

@@ -24,6 +24,10 @@ pub const INITIAL_REALM: &str = "callflowd.local";
 /// dialplan before the store is flushed and the process exits anyway.
 pub const SHUTDOWN_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How often soft-deleted documents past `deleted_retention` are purged (the first pass runs
+/// this long after start too, so a restart loop does not rescan the table each time).
+pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Why the service could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -77,6 +81,7 @@ pub struct RunningService {
     shutdown_tx: watch::Sender<bool>,
     api_task: JoinHandle<std::io::Result<()>>,
     esl_task: JoinHandle<()>,
+    purge_task: JoinHandle<()>,
 }
 
 /// Opens the store (creating the first account when there is none), binds both listeners and
@@ -132,6 +137,11 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
         engine_ctx.clone(),
         shutdown_rx.clone(),
     ));
+    let purge_task = tokio::spawn(purge_deleted_periodically(
+        store.clone(),
+        config.deleted_retention,
+        shutdown_rx.clone(),
+    ));
     let mut api_shutdown = shutdown_rx;
     let tls = server_options.tls.is_some();
     let api_task = tokio::spawn(api::serve_on(
@@ -153,7 +163,35 @@ pub async fn start(config: Config) -> Result<RunningService, ServiceError> {
         shutdown_tx,
         api_task,
         esl_task,
+        purge_task,
     })
+}
+
+/// Runs [`SledStore::purge_deleted`] every [`PURGE_EVERY`] until shutdown; a zero retention keeps
+/// soft-deleted documents forever. A failed pass is logged and retried at the next tick.
+async fn purge_deleted_periodically(
+    store: Arc<SledStore>,
+    retention: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if retention.is_zero() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(PURGE_EVERY) => {}
+        }
+        match store.purge_deleted(retention).await {
+            Ok(0) => {}
+            Ok(purged) => {
+                metrics::counter!("callflowd_deleted_documents_purged_total")
+                    .increment(purged as u64);
+                tracing::info!(purged, ?retention, "purged soft-deleted documents");
+            }
+            Err(error) => tracing::warn!(%error, "purging soft-deleted documents failed"),
+        }
+    }
 }
 
 /// Creates the first account and API key when the store has no account yet.
@@ -195,6 +233,7 @@ impl RunningService {
         if tokio::time::timeout(limit, self.esl_task).await.is_err() {
             tracing::warn!("ESL listener did not stop within {limit:?}; stopping anyway");
         }
+        let _ = self.purge_task.await;
         self.store.flush().await?;
         match api_result {
             Ok(Ok(())) => Ok(()),

@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 const SIGNING_KEY: &[u8] = b"meta/signing_key";
 
@@ -126,6 +127,35 @@ impl SledStore {
             .map_err(|e| StoreError::Backend(format!("flush task failed: {e}")))??;
         self.commits.durable.fetch_max(covered, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Removes soft-deleted documents whose deletion (`pvt_modified`) is older than `retention`,
+    /// then flushes; returns how many went. Kazoo's periodic cleanup does the same, so a table
+    /// that sees create/delete churn does not grow forever. Each removal is a compare-and-swap
+    /// against the copy that was scanned, so a document deleted again meanwhile (a fresher
+    /// copy) is kept. Entries that do not decode are left for `fsck` to report.
+    pub async fn purge_deleted(&self, retention: Duration) -> Result<usize, StoreError> {
+        let cutoff = util::gregorian_now().saturating_sub(retention.as_secs());
+        let mut purged = 0usize;
+        for item in self.db.scan_prefix(b"del/") {
+            let (key, value) = item?;
+            let Ok(body) = serde_json::from_slice::<Value>(&value) else {
+                continue;
+            };
+            let deleted_at = body.get("pvt_modified").and_then(Value::as_u64);
+            if deleted_at.is_none_or(|at| at >= cutoff) {
+                continue;
+            }
+            let removed = self
+                .db
+                .compare_and_swap(&key, Some(&value), None::<&[u8]>)?
+                .is_ok();
+            purged += usize::from(removed);
+        }
+        if purged > 0 {
+            self.durable().await?;
+        }
+        Ok(purged)
     }
 
     /// Fills the routing index from `keys/{account}/callflows/{id}` entries.
@@ -1204,6 +1234,64 @@ mod tests {
             request_id: "r",
             mutate: prepared(numbers),
         }
+    }
+
+    #[tokio::test]
+    async fn purge_removes_only_deletions_older_than_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        for id in ["old", "fresh", "live"] {
+            store
+                .write_doc(write(id, WriteOp::Create, &[]))
+                .await
+                .unwrap();
+        }
+        for id in ["old", "fresh"] {
+            store
+                .delete_doc("acc", ROUTED_COLLECTION, id, None, "r")
+                .await
+                .unwrap();
+        }
+        // Back-date the deletion of "old" by two days.
+        let key = del_key("acc", ROUTED_COLLECTION, "old");
+        let mut body: Value = decode(&store.db.get(&key).unwrap().unwrap()).unwrap();
+        body["pvt_modified"] = json!(util::gregorian_now() - 2 * 86_400);
+        store.db.insert(&key, encode(&body).unwrap()).unwrap();
+        store
+            .db
+            .insert(b"del/acc/callflows/garbled", b"{".to_vec())
+            .unwrap();
+
+        let day = Duration::from_secs(86_400);
+        assert_eq!(store.purge_deleted(day).await.unwrap(), 1);
+        assert!(store.db.get(&key).unwrap().is_none());
+        let fresh = del_key("acc", ROUTED_COLLECTION, "fresh");
+        assert!(store.db.get(&fresh).unwrap().is_some());
+        assert!(
+            store
+                .db
+                .get(b"del/acc/callflows/garbled")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .get_doc("acc", ROUTED_COLLECTION, "live")
+                .unwrap()
+                .is_some()
+        );
+        // A second pass finds nothing more; a zero retention takes every readable deletion.
+        assert_eq!(store.purge_deleted(day).await.unwrap(), 0);
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(store.purge_deleted(Duration::ZERO).await.unwrap(), 1);
+        assert!(store.db.get(&fresh).unwrap().is_none());
+        store.db.remove(b"del/acc/callflows/garbled").unwrap();
+        assert_eq!(store.check_consistency(None).unwrap().deleted_documents, 0);
+        // A purged id can be created again.
+        store
+            .write_doc(write("old", WriteOp::Create, &["3000"]))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
